@@ -1,0 +1,250 @@
+//! The documents under `state/`, and the state of a month derived from them.
+//!
+//! A month's state is never stored as one mutable document: it is derived
+//! from small create-once objects (one checkpoint per part, then a done
+//! marker), so that a write cut short leaves the previous state intact and
+//! no two writers can silently overwrite each other.
+
+use crate::{Dataset, Month, Source};
+use serde::{Deserialize, Serialize};
+
+/// Written after part `part`'s data object is complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartCheckpoint {
+    pub source: Source,
+    pub dataset: String,
+    pub month: Month,
+    pub part: u32,
+    pub object: String,
+    pub rows: u32,
+    /// Compressed size of the data object.
+    pub bytes: u64,
+    /// Where fetching continues; `None` once the month has been fetched to
+    /// its end.
+    pub next_cursor: Option<String>,
+    /// What the API reported for the windows this part completed.
+    pub reported: u64,
+    pub requests: u32,
+    pub retries: u32,
+    /// Response bytes received for this part.
+    pub fetched_bytes: u64,
+    /// RFC 3339.
+    pub landed_at: String,
+}
+
+/// Written once every part has landed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DoneMarker {
+    pub source: Source,
+    pub parts: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    pub reported: u64,
+    pub finished_at: String,
+}
+
+/// Written when an attempt fails; removed when the month completes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedMarker {
+    pub reason: String,
+    pub failed_at: String,
+}
+
+/// Written only after the warehouse job succeeded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadMarker {
+    pub job_id: String,
+    pub rows: u64,
+    pub loaded_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MonthStatus {
+    Empty,
+    Partial,
+    Landed,
+    NoData,
+    Failed,
+    Loaded,
+}
+
+impl MonthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MonthStatus::Empty => "empty",
+            MonthStatus::Partial => "partial",
+            MonthStatus::Landed => "landed",
+            MonthStatus::NoData => "no-data",
+            MonthStatus::Failed => "failed",
+            MonthStatus::Loaded => "loaded",
+        }
+    }
+}
+
+/// A month as its state objects describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthState {
+    pub dataset: Dataset,
+    pub month: Month,
+    pub status: MonthStatus,
+    pub source: Option<Source>,
+    pub parts: u32,
+    pub rows: u64,
+    pub bytes: u64,
+    pub reported: u64,
+    /// Where fetching resumes: the last checkpoint's cursor.
+    pub resume_cursor: Option<String>,
+    /// Whether fetching reached the end of the month (all parts are landed,
+    /// even if the done marker was not written yet).
+    pub fetched_to_end: bool,
+    pub error: Option<String>,
+    pub load: Option<LoadMarker>,
+}
+
+impl MonthState {
+    /// Derives the state from the month's state objects. `parts` may come in
+    /// any order; they must number 1..=n without gaps, as the landing step
+    /// writes them, or the month's state is damaged and must be reset.
+    pub fn derive(
+        dataset: Dataset,
+        month: Month,
+        mut parts: Vec<PartCheckpoint>,
+        done: Option<DoneMarker>,
+        failed: Option<FailedMarker>,
+        load: Option<LoadMarker>,
+    ) -> Result<MonthState, String> {
+        parts.sort_by_key(|p| p.part);
+        for (i, p) in parts.iter().enumerate() {
+            if p.part as usize != i + 1 {
+                return Err(format!(
+                    "{dataset} {month}: checkpoints are not numbered 1..{} (found part {} at position {}); \
+                     reset the month with `dame reset --kind {} --month {month}`",
+                    parts.len(),
+                    p.part,
+                    i + 1,
+                    dataset.kind
+                ));
+            }
+        }
+        let sources: Vec<Source> = parts.iter().map(|p| p.source).chain(done.as_ref().map(|d| d.source)).collect();
+        if sources.windows(2).any(|w| w[0] != w[1]) {
+            return Err(format!(
+                "{dataset} {month}: landed from both sources; reset the month with \
+                 `dame reset --kind {} --month {month}`",
+                dataset.kind
+            ));
+        }
+        let source = sources.first().copied();
+        let last = parts.last();
+        let mut state = MonthState {
+            dataset,
+            month,
+            status: MonthStatus::Empty,
+            source,
+            parts: parts.len() as u32,
+            rows: parts.iter().map(|p| p.rows as u64).sum(),
+            bytes: parts.iter().map(|p| p.bytes).sum(),
+            reported: parts.iter().map(|p| p.reported).sum(),
+            resume_cursor: last.and_then(|p| p.next_cursor.clone()),
+            fetched_to_end: last.is_some_and(|p| p.next_cursor.is_none()),
+            error: None,
+            load: None,
+        };
+        state.status = match (&done, &failed) {
+            (Some(d), _) => {
+                if d.parts != state.parts || d.rows != state.rows {
+                    return Err(format!(
+                        "{dataset} {month}: done marker says {} parts / {} rows but the checkpoints hold {} / {}; \
+                         reset the month with `dame reset --kind {} --month {month}`",
+                        d.parts, d.rows, state.parts, state.rows, dataset.kind
+                    ));
+                }
+                state.fetched_to_end = true;
+                state.resume_cursor = None;
+                match load {
+                    Some(l) => {
+                        state.load = Some(l);
+                        MonthStatus::Loaded
+                    }
+                    None if d.rows == 0 => MonthStatus::NoData,
+                    None => MonthStatus::Landed,
+                }
+            }
+            (None, Some(f)) => {
+                state.error = Some(f.reason.clone());
+                MonthStatus::Failed
+            }
+            (None, None) if parts.is_empty() => MonthStatus::Empty,
+            (None, None) => MonthStatus::Partial,
+        };
+        Ok(state)
+    }
+
+    /// Whether nothing is left to fetch or land for this month.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.status, MonthStatus::Landed | MonthStatus::NoData | MonthStatus::Loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Kind;
+
+    fn part(n: u32, rows: u32, next: Option<&str>) -> PartCheckpoint {
+        PartCheckpoint {
+            source: Source::Gepbd,
+            dataset: "domestic".into(),
+            month: "2021-01".parse().unwrap(),
+            part: n,
+            object: format!("raw/domestic/202101/part-{n:05}.ndjson.gz"),
+            rows,
+            bytes: 100,
+            next_cursor: next.map(str::to_string),
+            reported: rows as u64,
+            requests: 1,
+            retries: 0,
+            fetched_bytes: 1000,
+            landed_at: "2026-11-27T00:00:00Z".into(),
+        }
+    }
+
+    fn derive(parts: Vec<PartCheckpoint>, done: Option<DoneMarker>) -> Result<MonthState, String> {
+        let ds = Dataset::certificates(Kind::Domestic);
+        MonthState::derive(ds, "2021-01".parse().unwrap(), parts, done, None, None)
+    }
+
+    #[test]
+    fn partial_months_resume_after_their_last_part() {
+        let s = derive(vec![part(2, 5, Some("c2")), part(1, 5, Some("c1"))], None).unwrap();
+        assert_eq!((s.status, s.parts, s.rows), (MonthStatus::Partial, 2, 10));
+        assert_eq!(s.resume_cursor.as_deref(), Some("c2"));
+        assert!(!s.fetched_to_end);
+        let s = derive(vec![part(1, 5, Some("c1")), part(2, 5, None)], None).unwrap();
+        assert!(s.fetched_to_end && s.resume_cursor.is_none());
+    }
+
+    #[test]
+    fn done_months_are_landed_or_no_data() {
+        let done = |parts, rows| DoneMarker {
+            source: Source::Gepbd,
+            parts,
+            rows,
+            bytes: 0,
+            reported: rows,
+            finished_at: String::new(),
+        };
+        assert_eq!(derive(vec![part(1, 5, None)], Some(done(1, 5))).unwrap().status, MonthStatus::Landed);
+        assert_eq!(derive(vec![], Some(done(0, 0))).unwrap().status, MonthStatus::NoData);
+        assert!(derive(vec![part(1, 5, None)], Some(done(2, 9))).is_err());
+    }
+
+    #[test]
+    fn gaps_and_mixed_sources_are_damage() {
+        assert!(derive(vec![part(1, 5, Some("a")), part(3, 5, None)], None).unwrap_err().contains("dame reset"));
+        let mut odc = part(2, 5, None);
+        odc.source = Source::Odc;
+        assert!(derive(vec![part(1, 5, Some("a")), odc], None).unwrap_err().contains("both sources"));
+    }
+}

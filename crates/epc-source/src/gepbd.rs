@@ -1,0 +1,450 @@
+//! The live GEPBD API.
+//!
+//! Its search orders by `registration_date DESC` and pages by OFFSET with no
+//! tie-breaker, so a window larger than one page can repeat some rows and
+//! skip others, and rows move as certificates are added every day. This
+//! client therefore:
+//!
+//! 1. walks a month one day at a time, so that most windows fit in one page
+//!    (a page returns its whole window whatever the order);
+//! 2. splits a day with more than `page_size` certificates by energy band
+//!    (`eff_rating[]` A–G), then fetches whatever the bands did not cover;
+//! 3. pages a window that still does not fit several times over, keeping
+//!    the union, until it holds as many distinct certificates as the API's
+//!    `totalRecords` (or says in a warning how far it got);
+//! 4. sorts every window by certificate number, so a cursor can say
+//!    "after certificate X" and a resumed run continues exactly there.
+//!
+//! A page is at most [`MAX_RECORDS_PER_PART`] certificates of one window;
+//! each comes with its full document from `/api/certificate`.
+
+use crate::problem::unexpected;
+use crate::{Api, Certificate, CONCURRENCY, Page, PageRequest, SourceError, encode};
+use epc_model::{Kind, MAX_RECORDS_PER_PART};
+use futures::StreamExt;
+use http_client::{Client, Request, Transport};
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// Energy bands a day is split into when it does not fit in one page.
+const BANDS: [char; 7] = ['A', 'B', 'C', 'D', 'E', 'F', 'G'];
+
+/// How many times an oversized window is paged through before settling for
+/// a partial union. Each pass costs `totalPages` requests; with the order
+/// reshuffled between requests, every pass finds most of what earlier ones
+/// missed.
+const MAX_PASSES: usize = 12;
+
+/// Which rows of a day a window holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Window {
+    /// The whole day, when it fits in one page.
+    Day,
+    /// One energy band of the day.
+    Band(char),
+    /// Rows of the day in no band A–G: only visited when the bands' totals
+    /// fall short of the day's.
+    Rest,
+}
+
+/// Where a month's reading stands. Serialised compactly into the opaque
+/// cursor string that checkpoints keep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    v: u8,
+    day: Date,
+    window: Window,
+    /// Last certificate number already returned from this window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after: Option<String>,
+    /// The day's total, once the day has been split into bands.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    day_total: u64,
+    /// The totals of the bands visited so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    band_sum: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Cursor {
+    fn start(day: Date) -> Self {
+        Cursor { v: 1, day, window: Window::Day, after: None, day_total: 0, band_sum: 0 }
+    }
+
+    fn parse(s: &str) -> Result<Self, SourceError> {
+        serde_json::from_str(s).map_err(|e| {
+            SourceError::InvalidInput(format!(
+                "checkpoint cursor '{s}' is not a GEPBD cursor ({e}); reset the month with `dame reset`"
+            ))
+        })
+    }
+
+    fn encode(&self) -> String {
+        serde_json::to_string(self).expect("cursor serialises")
+    }
+
+    /// The cursor after the current window is complete.
+    fn after_window(&self, window_total: u64) -> Cursor {
+        let next_day = Cursor::start(self.day.tomorrow().expect("dates stay in range"));
+        match self.window {
+            Window::Day | Window::Rest => next_day,
+            Window::Band(b) => {
+                let band_sum = self.band_sum + window_total;
+                match BANDS.iter().position(|&x| x == b).and_then(|i| BANDS.get(i + 1)) {
+                    Some(&next) => Cursor { window: Window::Band(next), after: None, band_sum, ..self.clone() },
+                    None if band_sum < self.day_total => {
+                        Cursor { window: Window::Rest, after: None, band_sum, ..self.clone() }
+                    }
+                    None => next_day,
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    certificate_number: String,
+    #[serde(default)]
+    registration_date: Option<String>,
+    #[serde(default)]
+    uprn: Option<Value>,
+    #[serde(default)]
+    postcode: Option<String>,
+    #[serde(default)]
+    current_energy_efficiency_band: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Pagination {
+    total_records: u64,
+    #[serde(default)]
+    total_pages: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchPage {
+    data: Vec<Summary>,
+    pagination: Pagination,
+}
+
+/// A window's rows, de-duplicated and sorted by certificate number.
+struct WindowRows {
+    total: u64,
+    rows: BTreeMap<String, Summary>,
+}
+
+struct Reader<'a, T> {
+    client: &'a Client<T>,
+    token: &'a str,
+    api: &'a Api,
+    kind: Kind,
+    page_size: u32,
+    warnings: Vec<String>,
+}
+
+pub(crate) async fn fetch_page<T: Transport>(
+    client: &Client<T>,
+    token: &str,
+    request: &PageRequest,
+) -> Result<Page, SourceError> {
+    let month = request.month;
+    let last = month.last_day().min(request.last_day);
+    let mut cursor = match &request.cursor {
+        Some(c) => Cursor::parse(c)?,
+        None => Cursor::start(month.first_day()),
+    };
+    if !month.contains(cursor.day) {
+        return Err(SourceError::InvalidInput(format!(
+            "cursor day {} is outside month {month}; reset the month with `dame reset`",
+            cursor.day
+        )));
+    }
+    let mut reader = Reader {
+        client,
+        token,
+        api: &request.api,
+        kind: request.kind,
+        page_size: request.page_size,
+        warnings: Vec::new(),
+    };
+    let mut reported = 0;
+    loop {
+        if cursor.day > last {
+            return Ok(Page { certificates: vec![], next_cursor: None, reported, warnings: reader.warnings });
+        }
+        let window = match cursor.window {
+            Window::Day => match reader.single_page(cursor.day).await? {
+                Ok(w) => w,
+                Err(day_total) => {
+                    // Too many for one page: split the day into bands.
+                    cursor = Cursor { window: Window::Band(BANDS[0]), day_total, ..cursor };
+                    continue;
+                }
+            },
+            Window::Band(b) => reader.whole_window(cursor.day, Some(b)).await?,
+            Window::Rest => {
+                let mut w = reader.whole_window(cursor.day, None).await?;
+                w.rows.retain(|_, s| !in_bands(s));
+                w.total = cursor.day_total.saturating_sub(cursor.band_sum);
+                reader.reconcile(cursor.day, cursor.window, w.total, w.rows.len());
+                w
+            }
+        };
+        let pending: Vec<&Summary> = match &cursor.after {
+            Some(after) => window.rows.range::<str, _>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded)).map(|(_, s)| s).collect(),
+            None => window.rows.values().collect(),
+        };
+        if pending.is_empty() {
+            reported += window.total;
+            cursor = cursor.after_window(window.total);
+            continue;
+        }
+        let chunk = &pending[..pending.len().min(MAX_RECORDS_PER_PART)];
+        let certificates = reader.documents(chunk, cursor.day).await?;
+        let last_id = chunk.last().expect("chunk is not empty").certificate_number.clone();
+        let next = if chunk.len() == pending.len() {
+            reported += window.total;
+            cursor.after_window(window.total)
+        } else {
+            Cursor { after: Some(last_id), ..cursor.clone() }
+        };
+        let next_cursor = if next.day > last { None } else { Some(next.encode()) };
+        return Ok(Page { certificates, next_cursor, reported, warnings: reader.warnings });
+    }
+}
+
+pub(crate) async fn preflight<T: Transport>(
+    client: &Client<T>,
+    token: &str,
+    api: &Api,
+    kind: Kind,
+    last_day: Date,
+) -> Result<(), SourceError> {
+    let reader = Reader { client, token, api, kind, page_size: 1, warnings: Vec::new() };
+    reader.search(last_day, None, 1).await.map(|_| ())
+}
+
+fn in_bands(s: &Summary) -> bool {
+    let band = s.current_energy_efficiency_band.as_deref().unwrap_or("").trim().to_ascii_uppercase();
+    band.len() == 1 && BANDS.contains(&band.chars().next().unwrap_or(' '))
+}
+
+impl<T: Transport> Reader<'_, T> {
+    fn auth(&self, request: Request) -> Request {
+        request.header("Authorization", format!("Bearer {}", self.token)).header("Accept", "application/json")
+    }
+
+    /// One search request; `None` when the API has no results (404).
+    async fn search(&self, day: Date, band: Option<char>, page: u64) -> Result<Option<SearchPage>, SourceError> {
+        let mut url = format!(
+            "{}/api/{}/search?date_start={day}&date_end={day}&page_size={}&current_page={page}",
+            self.api.base_url,
+            self.kind.as_str(),
+            self.page_size
+        );
+        if let Some(b) = band {
+            url.push_str(&format!("&{}={b}", encode("eff_rating[]")));
+        }
+        let what = format!("{} search for {day}{}", self.kind, band.map(|b| format!(" band {b}")).unwrap_or_default());
+        let response = self.client.send(&self.auth(Request::get(url))).await?;
+        match response.status {
+            200 => serde_json::from_slice(&response.body)
+                .map(Some)
+                .map_err(|e| SourceError::Protocol(format!("{what}: unreadable response ({e})"))),
+            404 => Ok(None),
+            _ => Err(unexpected(&what, &response)),
+        }
+    }
+
+    /// The whole day when it fits in one page, or else the day's total.
+    async fn single_page(&mut self, day: Date) -> Result<Result<WindowRows, u64>, SourceError> {
+        let Some(first) = self.search(day, None, 1).await? else {
+            return Ok(Ok(WindowRows { total: 0, rows: BTreeMap::new() }));
+        };
+        if first.pagination.total_records > self.page_size as u64 {
+            return Ok(Err(first.pagination.total_records));
+        }
+        let total = first.pagination.total_records;
+        let mut rows = self.keep(day, first.data);
+        // A one-page window returns every row whatever the order; a short
+        // count means rows were added or removed between count and fetch.
+        // Ask again once and keep the union.
+        if (rows.len() as u64) < total {
+            if let Some(again) = self.search(day, None, 1).await? {
+                rows.extend(self.keep(day, again.data));
+            }
+        }
+        self.reconcile(day, Window::Day, total, rows.len());
+        Ok(Ok(WindowRows { total, rows }))
+    }
+
+    /// Every row of a window, paging it as many times as it takes when it
+    /// spans several pages.
+    async fn whole_window(&mut self, day: Date, band: Option<char>) -> Result<WindowRows, SourceError> {
+        let Some(first) = self.search(day, band, 1).await? else {
+            return Ok(WindowRows { total: 0, rows: BTreeMap::new() });
+        };
+        let total = first.pagination.total_records;
+        let pages = first.pagination.total_pages.max(total.div_ceil(self.page_size as u64)).max(1);
+        let mut rows = self.keep(day, first.data);
+        let mut next_page = 2;
+        for _pass in 0..MAX_PASSES {
+            while next_page <= pages && (rows.len() as u64) < total {
+                match self.search(day, band, next_page).await? {
+                    Some(p) => rows.extend(self.keep(day, p.data)),
+                    None => break,
+                }
+                next_page += 1;
+            }
+            if rows.len() as u64 >= total {
+                break;
+            }
+            next_page = 1;
+        }
+        let window = band.map(Window::Band).unwrap_or(Window::Day);
+        if band.is_some() {
+            self.reconcile(day, window, total, rows.len());
+        }
+        Ok(WindowRows { total, rows })
+    }
+
+    /// Keeps the rows that belong to the day, keyed by certificate number.
+    fn keep(&mut self, day: Date, data: Vec<Summary>) -> BTreeMap<String, Summary> {
+        let day_text = day.to_string();
+        let mut out = BTreeMap::new();
+        for s in data {
+            let id = s.certificate_number.trim();
+            if id.is_empty() || id.len() > 64 || id.contains(char::is_whitespace) {
+                self.warnings.push(format!("{} {day}: skipped a row with certificate number {id:?}", self.kind));
+                continue;
+            }
+            let date = s.registration_date.as_deref().unwrap_or("");
+            if date.get(..10) != Some(day_text.as_str()) {
+                // Landing it here would put it in the wrong month or day.
+                self.warnings.push(format!(
+                    "{} {day}: skipped certificate {id} registered on {date:?}, outside the window",
+                    self.kind
+                ));
+                continue;
+            }
+            out.insert(id.to_string(), s);
+        }
+        out
+    }
+
+    fn reconcile(&mut self, day: Date, window: Window, total: u64, got: usize) {
+        if got as u64 != total {
+            let w = match window {
+                Window::Day => "day".to_string(),
+                Window::Band(b) => format!("band {b}"),
+                Window::Rest => "rows outside bands A-G".to_string(),
+            };
+            self.warnings.push(format!(
+                "{} {day} {w}: the API reported {total} certificates, {got} distinct were returned",
+                self.kind
+            ));
+        }
+    }
+
+    /// Full documents for `chunk`, several requests in flight, in order.
+    async fn documents(&mut self, chunk: &[&Summary], day: Date) -> Result<Vec<Certificate>, SourceError> {
+        let results: Vec<Result<Option<String>, SourceError>> = futures::stream::iter(chunk.iter())
+            .map(|s| self.document(&s.certificate_number))
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        let day_text = day.to_string();
+        let mut out = Vec::with_capacity(chunk.len());
+        for (s, r) in chunk.iter().zip(results) {
+            match r? {
+                Some(document) => out.push(Certificate {
+                    id: s.certificate_number.trim().to_string(),
+                    lodgement_date: day_text.clone(),
+                    uprn: s.uprn.as_ref().and_then(uprn_text),
+                    postcode: s.postcode.clone().filter(|p| !p.trim().is_empty()),
+                    document,
+                }),
+                None => self.warnings.push(format!(
+                    "{} {day}: certificate {} was listed by search but /api/certificate has no such certificate; skipped",
+                    self.kind, s.certificate_number
+                )),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn document(&self, number: &str) -> Result<Option<String>, SourceError> {
+        let url = format!("{}/api/certificate?certificate_number={}", self.api.base_url, encode(number.trim()));
+        let response = self.client.send(&self.auth(Request::get(url))).await?;
+        let what = format!("certificate {number}");
+        match response.status {
+            200 => {
+                #[derive(Deserialize)]
+                struct Wrapped<'a> {
+                    #[serde(borrow)]
+                    data: &'a RawValue,
+                }
+                let wrapped: Wrapped = serde_json::from_slice(&response.body)
+                    .map_err(|e| SourceError::Protocol(format!("{what}: unreadable document ({e})")))?;
+                Ok(Some(compact(wrapped.data.get())))
+            }
+            404 => Ok(None),
+            _ => Err(unexpected(&what, &response)),
+        }
+    }
+}
+
+/// JSON text on one line: line breaks can only sit between tokens, so they
+/// become spaces.
+fn compact(json: &str) -> String {
+    if json.contains(['\n', '\r']) { json.replace(['\n', '\r'], " ") } else { json.to_string() }
+}
+
+fn uprn_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn cursors_round_trip_compactly() {
+        let c = Cursor { after: Some("0001-0002-0003-0004-0005".into()), ..Cursor::start(date(2021, 1, 31)) };
+        let text = c.encode();
+        assert_eq!(text, r#"{"v":1,"day":"2021-01-31","window":"day","after":"0001-0002-0003-0004-0005"}"#);
+        assert_eq!(Cursor::parse(&text).unwrap(), c);
+        assert!(Cursor::parse("12345").is_err());
+    }
+
+    #[test]
+    fn bands_walk_a_to_g_then_the_rest_only_when_short() {
+        let mut c = Cursor { window: Window::Band('A'), day_total: 100, ..Cursor::start(date(2021, 1, 5)) };
+        let mut seen = vec![];
+        for _ in 0..7 {
+            seen.push(c.window);
+            c = c.after_window(10);
+        }
+        assert_eq!(seen.first(), Some(&Window::Band('A')));
+        assert_eq!(seen.last(), Some(&Window::Band('G')));
+        assert_eq!((c.window, c.band_sum), (Window::Rest, 70));
+        assert_eq!(c.after_window(30).day, date(2021, 1, 6));
+        let full = Cursor { window: Window::Band('G'), day_total: 100, band_sum: 90, ..Cursor::start(date(2021, 1, 5)) };
+        assert_eq!(full.after_window(10), Cursor::start(date(2021, 1, 6)));
+    }
+}

@@ -1,0 +1,26 @@
+//! Lands pages as gzipped NDJSON objects with checkpoints.
+//!
+//! The protocol ([`Landing`]) is what makes runs resumable and idempotent:
+//!
+//! - a page's data object is written first, created only if absent, then
+//!   its checkpoint, also create-only; a checkpoint therefore always names a
+//!   complete object;
+//! - a month is complete only once its done marker exists, written after its
+//!   last checkpoint;
+//! - before a month is (re)opened, data objects that no checkpoint names
+//!   (left by a run killed between the two writes) are removed, so the next
+//!   attempt lands that page afresh and loading never sees it twice.
+//!
+//! Storage is a small trait ([`ObjectStore`]) with a local-folder backend
+//! ([`FsStore`], a preopened directory inside a component) and Google Cloud
+//! Storage over HTTP.
+
+mod fs;
+mod part;
+mod protocol;
+mod store;
+
+pub use fs::FsStore;
+pub use part::encode_part;
+pub use protocol::{Landing, LandingError, PageInfo};
+pub use store::{ObjectStore, StoreError};
