@@ -1,0 +1,82 @@
+//! Component `fetch-page`: one page of one kind and month from an EPC API.
+//!
+//! A thin shell over [`epc_source`]: it reads the credentials from
+//! configuration, runs the request on wasi-http and converts between the
+//! WIT records and the library's types.
+
+wit_bindgen::generate!({
+    world: "dame:fetch-page/fetch-page",
+    path: ["../../wit", "wit"],
+    with: {
+        "dame:epc/types@0.1.0": epc_bindings::types,
+        "wasi:config/store@0.2.0-draft-2024-09-27": epc_bindings::config_store,
+    },
+});
+
+use epc_bindings::{config, types};
+use epc_source::{Api, Credentials, SourceError};
+use exports::dame::epc::fetch_page::{Guest, Page, PageRequest};
+use http_client::Client;
+use http_client::wasi::WasiTransport;
+
+struct FetchPage;
+
+fn error(e: SourceError) -> types::Error {
+    match e {
+        SourceError::InvalidInput(m) => types::Error::InvalidInput(m),
+        SourceError::Unauthorized(m) => types::Error::Unauthorized(m),
+        SourceError::Unavailable(m) => types::Error::Unavailable(m),
+        SourceError::Protocol(m) => types::Error::Protocol(m),
+    }
+}
+
+fn api(a: types::Api) -> Result<Api, types::Error> {
+    Api::new(a.source.into(), &a.base_url).map_err(error)
+}
+
+fn credentials(source: epc_model::Source) -> Result<Credentials, types::Error> {
+    Credentials::for_source(source, config("epc_token")?, config("epc_email")?, config("epc_api_key")?).map_err(error)
+}
+
+fn day(s: &str) -> Result<jiff::civil::Date, types::Error> {
+    s.parse().map_err(|_| types::Error::InvalidInput(format!("last day '{s}' is not a date (YYYY-MM-DD)")))
+}
+
+impl Guest for FetchPage {
+    fn preflight(a: types::Api, kind: types::Kind, last_day: String) -> Result<(), types::Error> {
+        let api = api(a)?;
+        let credentials = credentials(api.source)?;
+        let last_day = day(&last_day)?;
+        wstd::runtime::block_on(async {
+            let client = Client::new(WasiTransport::default());
+            epc_source::preflight(&client, &credentials, &api, kind.into(), last_day).await.map_err(error)
+        })
+    }
+
+    fn fetch(request: PageRequest) -> Result<Page, types::Error> {
+        let api = api(request.api)?;
+        let credentials = credentials(api.source)?;
+        let page_request = epc_source::PageRequest {
+            api,
+            kind: request.kind.into(),
+            month: request.month.try_into()?,
+            cursor: request.cursor,
+            page_size: request.page_size,
+            last_day: day(&request.last_day)?,
+        };
+        wstd::runtime::block_on(async {
+            let client = Client::new(WasiTransport::default());
+            let page = epc_source::fetch_page(&client, &credentials, &page_request).await.map_err(error)?;
+            let (requests, retries, bytes) = client.counters().snapshot();
+            Ok(Page {
+                certificates: page.certificates.into_iter().map(Into::into).collect(),
+                next_cursor: page.next_cursor,
+                reported: page.reported,
+                stats: types::Counters { requests: requests as u32, retries: retries as u32, bytes },
+                warnings: page.warnings,
+            })
+        })
+    }
+}
+
+export!(FetchPage);

@@ -1,0 +1,146 @@
+//! Bindings every dame component shares, generated once.
+//!
+//! Each component's own `wit_bindgen::generate!` maps `dame:epc/types` and
+//! `wasi:config/store` here (its `with` option), so the record types are the
+//! same Rust types in every component and the conversions to and from
+//! [`epc_model`] are written once.
+
+wit_bindgen::generate!({
+    world: "dame:epc/shared",
+    path: "../../wit",
+    generate_all,
+    // `types` has no functions, so nothing in this world uses its types;
+    // they are generated here for the components that do.
+    generate_unused_types: true,
+});
+
+pub use dame::epc::types;
+pub use wasi::config::store as config_store;
+
+use epc_model::{Content, Dataset, InputError, Kind, Month, Source};
+
+impl From<Kind> for types::Kind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Domestic => types::Kind::Domestic,
+            Kind::NonDomestic => types::Kind::NonDomestic,
+            Kind::Display => types::Kind::Display,
+        }
+    }
+}
+
+impl From<types::Kind> for Kind {
+    fn from(k: types::Kind) -> Self {
+        match k {
+            types::Kind::Domestic => Kind::Domestic,
+            types::Kind::NonDomestic => Kind::NonDomestic,
+            types::Kind::Display => Kind::Display,
+        }
+    }
+}
+
+impl From<Source> for types::Source {
+    fn from(s: Source) -> Self {
+        match s {
+            Source::Gepbd => types::Source::Gepbd,
+            Source::Odc => types::Source::Odc,
+        }
+    }
+}
+
+impl From<types::Source> for Source {
+    fn from(s: types::Source) -> Self {
+        match s {
+            types::Source::Gepbd => Source::Gepbd,
+            types::Source::Odc => Source::Odc,
+        }
+    }
+}
+
+impl From<Month> for types::Month {
+    fn from(m: Month) -> Self {
+        types::Month { year: m.year(), month: m.month() }
+    }
+}
+
+impl TryFrom<types::Month> for Month {
+    type Error = InputError;
+    fn try_from(m: types::Month) -> Result<Self, InputError> {
+        Month::new(m.year, m.month)
+    }
+}
+
+impl From<Dataset> for types::Dataset {
+    fn from(d: Dataset) -> Self {
+        types::Dataset {
+            kind: d.kind.into(),
+            content: match d.content {
+                Content::Certificates => types::Content::Certificates,
+                Content::Recommendations => types::Content::Recommendations,
+            },
+        }
+    }
+}
+
+impl From<types::Dataset> for Dataset {
+    fn from(d: types::Dataset) -> Self {
+        Dataset {
+            kind: d.kind.into(),
+            content: match d.content {
+                types::Content::Certificates => Content::Certificates,
+                types::Content::Recommendations => Content::Recommendations,
+            },
+        }
+    }
+}
+
+impl From<epc_model::Certificate> for types::Certificate {
+    fn from(c: epc_model::Certificate) -> Self {
+        types::Certificate {
+            id: c.id,
+            lodgement_date: c.lodgement_date,
+            uprn: c.uprn,
+            postcode: c.postcode,
+            document: c.document,
+        }
+    }
+}
+
+impl From<types::Certificate> for epc_model::Certificate {
+    fn from(c: types::Certificate) -> Self {
+        epc_model::Certificate {
+            id: c.id,
+            lodgement_date: c.lodgement_date,
+            uprn: c.uprn,
+            postcode: c.postcode,
+            document: c.document,
+        }
+    }
+}
+
+impl std::fmt::Display for types::Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use types::Error as E;
+        match self {
+            E::InvalidInput(m) | E::Unauthorized(m) | E::Unavailable(m) | E::Protocol(m) | E::Conflict(m)
+            | E::Storage(m) | E::NotAvailable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<InputError> for types::Error {
+    fn from(e: InputError) -> Self {
+        types::Error::InvalidInput(e.0)
+    }
+}
+
+/// A configuration value, blank treated as absent. Configuration comes from
+/// Spin variables (`SPIN_VARIABLE_*`) or the dame host's settings.
+pub fn config(key: &str) -> Result<Option<String>, types::Error> {
+    match config_store::get(key) {
+        Ok(v) => Ok(v.filter(|s| !s.trim().is_empty())),
+        Err(config_store::Error::Upstream(m) | config_store::Error::Io(m)) => {
+            Err(types::Error::InvalidInput(format!("cannot read configuration '{key}': {m}")))
+        }
+    }
+}
