@@ -22,7 +22,9 @@ use crate::Emulator;
 pub fn gepbd_forbidden() -> Response {
     (
         StatusCode::FORBIDDEN,
-        axum::Json(json!({"errors": [{"code": "UNAUTHORISED", "title": "You are not authenticated"}]})),
+        axum::Json(
+            json!({"errors": [{"code": "UNAUTHORISED", "title": "You are not authenticated"}]}),
+        ),
     )
         .into_response()
 }
@@ -39,7 +41,11 @@ pub async fn bearer(State(emu): State<Arc<Emulator>>, request: Request, next: Ne
         Some(token) if !token.is_empty() => emu.token.as_deref().is_none_or(|t| t == token),
         _ => false,
     };
-    if ok { next.run(request).await } else { gepbd_forbidden() }
+    if ok {
+        next.run(request).await
+    } else {
+        gepbd_forbidden()
+    }
 }
 
 /// Layer for the authenticated ODC routes.

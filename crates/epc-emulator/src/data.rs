@@ -6,7 +6,7 @@
 //! so that a request only filters and slices. The loaded data never changes:
 //! an [`crate::Emulator`] is immutable and shared between requests.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -120,7 +120,13 @@ impl Schema {
         match kind {
             // ODC writes "new dwelling"; the SAP schema is the one lodged for
             // new builds, RdSAP the one for existing dwellings.
-            Kind::Domestic if transaction_type.to_ascii_lowercase().contains("new dwelling") => Schema::Sap,
+            Kind::Domestic
+                if transaction_type
+                    .to_ascii_lowercase()
+                    .contains("new dwelling") =>
+            {
+                Schema::Sap
+            }
             Kind::Domestic => Schema::RdSap,
             Kind::NonDomestic => Schema::Cepc,
             Kind::Display => Schema::Dec,
@@ -160,7 +166,10 @@ pub struct Certificate {
 impl Certificate {
     /// The source value of `column` (UPPER_SNAKE), if the file had the column.
     pub fn get(&self, column: &str) -> Option<&str> {
-        self.header.index.get(column).map(|&i| self.values[i].as_str())
+        self.header
+            .index
+            .get(column)
+            .map(|&i| self.values[i].as_str())
     }
 
     /// The source value of `column`, empty when the file lacks the column.
@@ -179,7 +188,11 @@ impl Certificate {
 
     /// `YYYY-MM` of the lodgement date.
     pub fn month(&self) -> String {
-        format!("{:04}-{:02}", self.lodgement_date.year(), self.lodgement_date.month())
+        format!(
+            "{:04}-{:02}",
+            self.lodgement_date.year(),
+            self.lodgement_date.month()
+        )
     }
 }
 
@@ -266,7 +279,8 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
         let k = data.kind.index();
         for (i, cert) in data.certs.iter().enumerate() {
             let origin = &origins[k][i];
-            let numbers = std::iter::once(&cert.certificate_number).chain(cert.related_rrn.as_ref());
+            let numbers =
+                std::iter::once(&cert.certificate_number).chain(cert.related_rrn.as_ref());
             for number in numbers {
                 if let Some((other, other_origin)) = taken.get(number) {
                     bail!(
@@ -307,7 +321,8 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
 fn read(file: &DataFile) -> anyhow::Result<(Arc<str>, String)> {
     match file {
         DataFile::Path(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             // Real files carry mis-encoded units; never refuse a file for that.
             let text = String::from_utf8(bytes)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -347,7 +362,12 @@ fn load_file(
     let Some(kind) = Kind::from_header(&columns) else {
         bail!(
             "{name}: header not recognised as an ODC certificates file (a domestic one has CURRENT_ENERGY_EFFICIENCY, a non-domestic one ASSET_RATING, a display one CURRENT_OPERATIONAL_RATING); it starts {}",
-            columns.iter().take(6).cloned().collect::<Vec<_>>().join(",")
+            columns
+                .iter()
+                .take(6)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(",")
         );
     };
     for required in ["LMK_KEY", "LODGEMENT_DATE"] {
@@ -390,8 +410,18 @@ fn load_file(
     Ok(())
 }
 
-fn certificate(kind: Kind, header: Arc<Header>, values: Vec<String>) -> anyhow::Result<Certificate> {
-    let get = |c: &str| header.index.get(c).map(|&i| values[i].as_str()).unwrap_or("");
+fn certificate(
+    kind: Kind,
+    header: Arc<Header>,
+    values: Vec<String>,
+) -> anyhow::Result<Certificate> {
+    let get = |c: &str| {
+        header
+            .index
+            .get(c)
+            .map(|&i| values[i].as_str())
+            .unwrap_or("")
+    };
     let lmk_key = get("LMK_KEY").trim().to_owned();
     if lmk_key.is_empty() {
         bail!("empty LMK_KEY");
@@ -432,21 +462,6 @@ fn certificate(kind: Kind, header: Arc<Header>, values: Vec<String>) -> anyhow::
     })
 }
 
-/// Per kind, the number of certificates per month and per day.
-pub fn counts(data: &Dataset) -> BTreeMap<Kind, (BTreeMap<String, u64>, BTreeMap<String, u64>)> {
-    let mut out = BTreeMap::new();
-    for k in &data.kinds {
-        let mut months = BTreeMap::new();
-        let mut days = BTreeMap::new();
-        for c in &k.certs {
-            *months.entry(c.month()).or_insert(0) += 1;
-            *days.entry(c.lodgement_date.to_string()).or_insert(0) += 1;
-        }
-        out.insert(k.kind, (months, days));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,7 +479,10 @@ mod tests {
             Kind::from_header(&["LMK_KEY", "CURRENT_ENERGY_EFFICIENCY", "TOTAL_FLOOR_AREA"]),
             Some(Kind::Domestic)
         );
-        assert_eq!(Kind::from_header(&["LMK_KEY", "ASSET_RATING"]), Some(Kind::NonDomestic));
+        assert_eq!(
+            Kind::from_header(&["LMK_KEY", "ASSET_RATING"]),
+            Some(Kind::NonDomestic)
+        );
         assert_eq!(
             Kind::from_header(&["LMK_KEY", "CURRENT_OPERATIONAL_RATING", "TOTAL_FLOOR_AREA"]),
             Some(Kind::Display)
@@ -480,7 +498,8 @@ mod tests {
 
     #[test]
     fn duplicate_lmk_names_file_and_line() {
-        let csv = "LMK_KEY,ASSET_RATING,LODGEMENT_DATE\na,1,2021-01-01\nb,2,2021-01-02\na,3,2021-01-03\n";
+        let csv =
+            "LMK_KEY,ASSET_RATING,LODGEMENT_DATE\na,1,2021-01-01\nb,2,2021-01-02\na,3,2021-01-03\n";
         let err = load(&[text("nd.csv", csv)]).unwrap_err().to_string();
         assert!(err.contains("nd.csv line 4"), "{err}");
         assert!(err.contains("nd.csv line 2"), "{err}");
@@ -488,33 +507,59 @@ mod tests {
         // would give two certificates one GEPBD number, which is refused.
         let dec = "LMK_KEY,CURRENT_OPERATIONAL_RATING,LODGEMENT_DATE\na,1,2021-01-01\n";
         let ok = "LMK_KEY,ASSET_RATING,LODGEMENT_DATE\na,1,2021-01-01\n";
-        let err = load(&[text("nd.csv", ok), text("dec.csv", dec)]).unwrap_err().to_string();
-        assert!(err.contains("collides") && err.contains("nd.csv line 2") && err.contains("dec.csv line 2"), "{err}");
+        let err = load(&[text("nd.csv", ok), text("dec.csv", dec)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("collides")
+                && err.contains("nd.csv line 2")
+                && err.contains("dec.csv line 2"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_rows_name_file_and_line() {
         let csv = "LMK_KEY,ASSET_RATING,LODGEMENT_DATE\na,1,2021-01-01\nb,2,NO DATA!\n";
         let err = load(&[text("nd.csv", csv)]).unwrap_err().to_string();
-        assert!(err.contains("nd.csv line 3") && err.contains("LODGEMENT_DATE"), "{err}");
+        assert!(
+            err.contains("nd.csv line 3") && err.contains("LODGEMENT_DATE"),
+            "{err}"
+        );
         let csv = "LMK_KEY,ASSET_RATING,LODGEMENT_DATE\na,1,2021-01-01\nb,2\n";
         let err = load(&[text("nd.csv", csv)]).unwrap_err().to_string();
         assert!(err.contains("nd.csv: line 3"), "{err}");
         let csv = "LMK_KEY,ASSET_RATING\na,1\n";
         let err = load(&[text("nd.csv", csv)]).unwrap_err().to_string();
-        assert!(err.contains("nd.csv") && err.contains("LODGEMENT_DATE"), "{err}");
+        assert!(
+            err.contains("nd.csv") && err.contains("LODGEMENT_DATE"),
+            "{err}"
+        );
         let csv = "LMK_KEY,ASSET_RATING,ASSET_RATING,LODGEMENT_DATE\n";
         let err = load(&[text("nd.csv", csv)]).unwrap_err().to_string();
-        assert!(err.contains("nd.csv") && err.contains("more than once"), "{err}");
+        assert!(
+            err.contains("nd.csv") && err.contains("more than once"),
+            "{err}"
+        );
     }
 
     #[test]
     fn keeps_every_value_and_unions_columns() {
         let a = "LMK_KEY,CURRENT_ENERGY_EFFICIENCY,LODGEMENT_DATE,LODGEMENT_DATETIME\nk1,50,2021-01-02,2021-01-02 10:11:12\n";
-        let b = "LMK_KEY,CURRENT_ENERGY_EFFICIENCY,LODGEMENT_DATE,REPORT_TYPE\nk2,60,2021-01-01,2\n";
+        let b =
+            "LMK_KEY,CURRENT_ENERGY_EFFICIENCY,LODGEMENT_DATE,REPORT_TYPE\nk2,60,2021-01-01,2\n";
         let d = load(&[text("a.csv", a), text("b.csv", b)]).unwrap();
         let k = d.kind(Kind::Domestic);
-        assert_eq!(k.columns, ["LMK_KEY", "CURRENT_ENERGY_EFFICIENCY", "LODGEMENT_DATE", "LODGEMENT_DATETIME", "REPORT_TYPE"]);
+        assert_eq!(
+            k.columns,
+            [
+                "LMK_KEY",
+                "CURRENT_ENERGY_EFFICIENCY",
+                "LODGEMENT_DATE",
+                "LODGEMENT_DATETIME",
+                "REPORT_TYPE"
+            ]
+        );
         assert_eq!(k.certs[0].cursor, "20210102101112");
         assert_eq!(k.certs[1].cursor, "20210101000000");
         assert_eq!(k.by_cursor, [1, 0]);

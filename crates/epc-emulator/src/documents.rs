@@ -41,15 +41,69 @@ pub enum Conv {
 /// Energy-element groups: (element name, description column, energy
 /// efficiency column, environmental efficiency column, is an array).
 const ELEMENTS: &[(&str, &str, &str, &str, bool)] = &[
-    ("walls", "WALLS_DESCRIPTION", "WALLS_ENERGY_EFF", "WALLS_ENV_EFF", true),
-    ("roofs", "ROOF_DESCRIPTION", "ROOF_ENERGY_EFF", "ROOF_ENV_EFF", true),
-    ("floors", "FLOOR_DESCRIPTION", "FLOOR_ENERGY_EFF", "FLOOR_ENV_EFF", true),
-    ("window", "WINDOWS_DESCRIPTION", "WINDOWS_ENERGY_EFF", "WINDOWS_ENV_EFF", false),
-    ("lighting", "LIGHTING_DESCRIPTION", "LIGHTING_ENERGY_EFF", "LIGHTING_ENV_EFF", false),
-    ("hot_water", "HOTWATER_DESCRIPTION", "HOT_WATER_ENERGY_EFF", "HOT_WATER_ENV_EFF", false),
-    ("main_heating", "MAINHEAT_DESCRIPTION", "MAINHEAT_ENERGY_EFF", "MAINHEAT_ENV_EFF", true),
-    ("main_heating_controls", "MAINHEATCONT_DESCRIPTION", "MAINHEATC_ENERGY_EFF", "MAINHEATC_ENV_EFF", true),
-    ("secondary_heating", "SECONDHEAT_DESCRIPTION", "SHEATING_ENERGY_EFF", "SHEATING_ENV_EFF", false),
+    (
+        "walls",
+        "WALLS_DESCRIPTION",
+        "WALLS_ENERGY_EFF",
+        "WALLS_ENV_EFF",
+        true,
+    ),
+    (
+        "roofs",
+        "ROOF_DESCRIPTION",
+        "ROOF_ENERGY_EFF",
+        "ROOF_ENV_EFF",
+        true,
+    ),
+    (
+        "floors",
+        "FLOOR_DESCRIPTION",
+        "FLOOR_ENERGY_EFF",
+        "FLOOR_ENV_EFF",
+        true,
+    ),
+    (
+        "window",
+        "WINDOWS_DESCRIPTION",
+        "WINDOWS_ENERGY_EFF",
+        "WINDOWS_ENV_EFF",
+        false,
+    ),
+    (
+        "lighting",
+        "LIGHTING_DESCRIPTION",
+        "LIGHTING_ENERGY_EFF",
+        "LIGHTING_ENV_EFF",
+        false,
+    ),
+    (
+        "hot_water",
+        "HOTWATER_DESCRIPTION",
+        "HOT_WATER_ENERGY_EFF",
+        "HOT_WATER_ENV_EFF",
+        false,
+    ),
+    (
+        "main_heating",
+        "MAINHEAT_DESCRIPTION",
+        "MAINHEAT_ENERGY_EFF",
+        "MAINHEAT_ENV_EFF",
+        true,
+    ),
+    (
+        "main_heating_controls",
+        "MAINHEATCONT_DESCRIPTION",
+        "MAINHEATC_ENERGY_EFF",
+        "MAINHEATC_ENV_EFF",
+        true,
+    ),
+    (
+        "secondary_heating",
+        "SECONDHEAT_DESCRIPTION",
+        "SHEATING_ENERGY_EFF",
+        "SHEATING_ENV_EFF",
+        false,
+    ),
 ];
 
 /// Where a source column goes in a document of `schema`: a dotted path
@@ -73,8 +127,16 @@ pub fn target(schema: Schema, column: &str) -> (String, Conv) {
         "LODGEMENT_DATE" => return fixed("registration_date", IsoDate),
         "INSPECTION_DATE" => return fixed("inspection_date", Text),
         "PROPERTY_TYPE" => return fixed("property_type", Text),
-        "LMK_KEY" | "LODGEMENT_DATETIME" | "ADDRESS" | "LOCAL_AUTHORITY" | "LOCAL_AUTHORITY_LABEL"
-        | "CONSTITUENCY" | "CONSTITUENCY_LABEL" | "COUNTY" | "TRANSACTION_TYPE" | "BUILDING_REFERENCE_NUMBER" => {
+        "LMK_KEY"
+        | "LODGEMENT_DATETIME"
+        | "ADDRESS"
+        | "LOCAL_AUTHORITY"
+        | "LOCAL_AUTHORITY_LABEL"
+        | "CONSTITUENCY"
+        | "CONSTITUENCY_LABEL"
+        | "COUNTY"
+        | "TRANSACTION_TYPE"
+        | "BUILDING_REFERENCE_NUMBER" => {
             return (values::snake(column), Text);
         }
         _ => {}
@@ -82,10 +144,22 @@ pub fn target(schema: Schema, column: &str) -> (String, Conv) {
 
     if domestic {
         for &(name, desc, energy, env, array) in ELEMENTS {
-            let name = if name == "window" && !rdsap { "windows" } else { name };
-            let el = if array { format!("{name}[0]") } else { name.to_owned() };
+            let name = if name == "window" && !rdsap {
+                "windows"
+            } else {
+                name
+            };
+            let el = if array {
+                format!("{name}[0]")
+            } else {
+                name.to_owned()
+            };
             if column == desc {
-                let path = if rdsap { format!("{el}.description.value") } else { format!("{el}.description") };
+                let path = if rdsap {
+                    format!("{el}.description.value")
+                } else {
+                    format!("{el}.description")
+                };
                 return (path, Text);
             }
             if column == energy {
@@ -110,9 +184,16 @@ pub fn target(schema: Schema, column: &str) -> (String, Conv) {
             "NUMBER_OPEN_FIREPLACES" => fixed("open_chimneys_count", Auto),
             "SOLAR_WATER_HEATING_FLAG" => fixed("solar_water_heating", Text),
             "LOW_ENERGY_FIXED_LIGHT_COUNT" => fixed("low_energy_fixed_lighting_bulbs_count", Auto),
-            "MAIN_HEATING_CONTROLS" => fixed("sap_heating.main_heating_details[0].main_heating_control", Auto),
-            "LIGHTING_COST_CURRENT" | "LIGHTING_COST_POTENTIAL" | "HEATING_COST_CURRENT" | "HEATING_COST_POTENTIAL"
-            | "HOT_WATER_COST_CURRENT" | "HOT_WATER_COST_POTENTIAL" => (values::snake(column), money),
+            "MAIN_HEATING_CONTROLS" => fixed(
+                "sap_heating.main_heating_details[0].main_heating_control",
+                Auto,
+            ),
+            "LIGHTING_COST_CURRENT"
+            | "LIGHTING_COST_POTENTIAL"
+            | "HEATING_COST_CURRENT"
+            | "HEATING_COST_POTENTIAL"
+            | "HOT_WATER_COST_CURRENT"
+            | "HOT_WATER_COST_POTENTIAL" => (values::snake(column), money),
             "MULTI_GLAZE_PROPORTION" if rdsap => fixed("multiple_glazed_proportion", Auto),
             "MULTI_GLAZE_PROPORTION" => fixed("multiple_glazed_percentage", Auto),
             "MAINS_GAS_FLAG" if rdsap => fixed("sap_energy_source.mains_gas", Text),
@@ -121,9 +202,17 @@ pub fn target(schema: Schema, column: &str) -> (String, Conv) {
             "FLAT_TOP_STOREY" if rdsap => fixed("sap_flat_details.top_storey", Text),
             "FLAT_STOREY_COUNT" if rdsap => fixed("sap_flat_details.storey_count", Auto),
             "HEAT_LOSS_CORRIDOR" if rdsap => fixed("sap_flat_details.heat_loss_corridor", Text),
-            "UNHEATED_CORRIDOR_LENGTH" if rdsap => fixed("sap_flat_details.unheated_corridor_length", Metres),
-            "MAIN_FUEL" | "CONSTRUCTION_AGE_BAND" | "TENURE" | "BUILT_FORM" | "GLAZED_TYPE" | "GLAZED_AREA"
-            | "ENERGY_TARIFF" | "MECHANICAL_VENTILATION" => (values::snake(column), Text),
+            "UNHEATED_CORRIDOR_LENGTH" if rdsap => {
+                fixed("sap_flat_details.unheated_corridor_length", Metres)
+            }
+            "MAIN_FUEL"
+            | "CONSTRUCTION_AGE_BAND"
+            | "TENURE"
+            | "BUILT_FORM"
+            | "GLAZED_TYPE"
+            | "GLAZED_AREA"
+            | "ENERGY_TARIFF"
+            | "MECHANICAL_VENTILATION" => (values::snake(column), Text),
             _ => (values::snake(column), Auto),
         };
     }
@@ -137,7 +226,9 @@ pub fn target(schema: Schema, column: &str) -> (String, Conv) {
         "AIRCON_PRESENT" => Some(fixed("ac_questionnaire.ac_present", Text)),
         "AIRCON_KW_RATING" => Some(fixed("ac_questionnaire.ac_rated_output.ac_kw_rating", Auto)),
         "ESTIMATED_AIRCON_KW_RATING" => Some(fixed("ac_questionnaire.ac_estimated_output", Auto)),
-        "AC_INSPECTION_COMMISSIONED" => Some(fixed("ac_questionnaire.ac_inspection_commissioned", Auto)),
+        "AC_INSPECTION_COMMISSIONED" => {
+            Some(fixed("ac_questionnaire.ac_inspection_commissioned", Auto))
+        }
         _ => None,
     };
     if let Some(t) = shared {
@@ -176,13 +267,25 @@ pub fn target(schema: Schema, column: &str) -> (String, Conv) {
         "OR_ASSESSMENT_END_DATE" => fixed("or_assessment_end_date", Text),
         "OTHER_FUEL" => fixed("technical_information.other_fuel_description", Text),
         "TOTAL_FLOOR_AREA" => fixed("technical_information.floor_area", Auto),
-        "ANNUAL_THERMAL_FUEL_USAGE" => fixed("dec_annual_energy_summary.annual_energy_use_fuel_thermal", Auto),
-        "ANNUAL_ELECTRICAL_FUEL_USAGE" => fixed("dec_annual_energy_summary.annual_energy_use_electrical", Auto),
-        "TYPICAL_ELECTRICAL_FUEL_USAGE" => fixed("dec_annual_energy_summary.typical_electrical_use", Auto),
+        "ANNUAL_THERMAL_FUEL_USAGE" => fixed(
+            "dec_annual_energy_summary.annual_energy_use_fuel_thermal",
+            Auto,
+        ),
+        "ANNUAL_ELECTRICAL_FUEL_USAGE" => fixed(
+            "dec_annual_energy_summary.annual_energy_use_electrical",
+            Auto,
+        ),
+        "TYPICAL_ELECTRICAL_FUEL_USAGE" => {
+            fixed("dec_annual_energy_summary.typical_electrical_use", Auto)
+        }
         "TYPICAL_THERMAL_USE" => fixed("dec_annual_energy_summary.typical_thermal_use", Auto),
-        "RENEWABLES_FUEL_THERMAL" => fixed("dec_annual_energy_summary.renewables_fuel_thermal", Auto),
+        "RENEWABLES_FUEL_THERMAL" => {
+            fixed("dec_annual_energy_summary.renewables_fuel_thermal", Auto)
+        }
         "RENEWABLES_ELECTRICAL" => fixed("dec_annual_energy_summary.renewables_electrical", Auto),
-        "BUILDING_CATEGORY" | "MAIN_BENCHMARK" | "OCCUPANCY_LEVEL" | "COUNTRY" => (values::snake(column), Text),
+        "BUILDING_CATEGORY" | "MAIN_BENCHMARK" | "OCCUPANCY_LEVEL" | "COUNTRY" => {
+            (values::snake(column), Text)
+        }
         _ => (values::snake(column), Auto),
     }
 }
@@ -206,7 +309,10 @@ pub fn convert(conv: Conv, raw: &str, cert: &Certificate) -> Value {
 pub fn document(cert: &Certificate) -> Value {
     let schema = cert.schema;
     let mut doc = Map::new();
-    doc.insert("certificate_number".into(), cert.certificate_number.clone().into());
+    doc.insert(
+        "certificate_number".into(),
+        cert.certificate_number.clone().into(),
+    );
     doc.insert("schema_type".into(), schema.schema_type().into());
     doc.insert("assessment_type".into(), schema.assessment_type().into());
     doc.insert("status".into(), "entered".into());
@@ -289,15 +395,31 @@ mod tests {
                 panic!("{schema:?}: {c} and {other} both map to {path}");
             }
             assert!(
-                !matches!(path.as_str(), "certificate_number" | "schema_type" | "assessment_type" | "status" | "related_certificate_number"),
+                !matches!(
+                    path.as_str(),
+                    "certificate_number"
+                        | "schema_type"
+                        | "assessment_type"
+                        | "status"
+                        | "related_certificate_number"
+                ),
                 "{c} maps onto a field the emulator adds"
             );
         }
     }
 
     fn header(path: &str) -> Vec<String> {
-        let text = std::fs::read_to_string(format!("{}/../../tests/fixtures/odc/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        text.lines().next().unwrap().split(',').map(str::to_owned).collect()
+        let text = std::fs::read_to_string(format!(
+            "{}/../../tests/fixtures/odc/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        text.lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
@@ -308,19 +430,79 @@ mod tests {
         check_distinct(Schema::RdSap, &dom);
         check_distinct(Schema::Sap, &dom);
         let nd = header("non-domestic-synthetic.csv");
-        check_distinct(Schema::Cepc, &nd.iter().map(String::as_str).collect::<Vec<_>>());
+        check_distinct(
+            Schema::Cepc,
+            &nd.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let dec = header("display-synthetic.csv");
-        check_distinct(Schema::Dec, &dec.iter().map(String::as_str).collect::<Vec<_>>());
+        check_distinct(
+            Schema::Dec,
+            &dec.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+
+    /// Follows a `target` path in a document.
+    fn at<'a>(doc: &'a Value, path: &str) -> &'a Value {
+        path.split('.')
+            .fold(doc, |v, seg| match seg.strip_suffix("[0]") {
+                Some(name) => &v[name][0],
+                None => &v[seg],
+            })
+    }
+
+    #[test]
+    fn every_source_value_is_at_its_field() {
+        let files = [
+            "domestic-E06000001-2021-01-to-08.csv",
+            "non-domestic-synthetic.csv",
+            "display-synthetic.csv",
+        ]
+        .map(|f| {
+            crate::DataFile::Path(
+                format!(
+                    "{}/../../tests/fixtures/odc/{f}",
+                    env!("CARGO_MANIFEST_DIR")
+                )
+                .into(),
+            )
+        });
+        let data = crate::data::load(&files).unwrap();
+        for kind in &data.kinds {
+            for cert in &kind.certs {
+                let doc = document(cert);
+                assert!(
+                    doc.as_object()
+                        .unwrap()
+                        .keys()
+                        .all(|k| !k.starts_with("source_"))
+                );
+                for (column, raw) in cert.fields() {
+                    let (path, conv) = target(cert.schema, column);
+                    assert_eq!(
+                        at(&doc, &path),
+                        &convert(conv, raw, cert),
+                        "{column} at {path}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
     fn insert_builds_nested_paths() {
         let mut m = Map::new();
         assert!(insert(&mut m, "walls[0].description.value", json!("x")));
-        assert!(insert(&mut m, "walls[0].energy_efficiency_rating", json!(1)));
+        assert!(insert(
+            &mut m,
+            "walls[0].energy_efficiency_rating",
+            json!(1)
+        ));
         assert!(insert(&mut m, "a", json!(1)));
         assert!(!insert(&mut m, "a", json!(2)));
         assert!(!insert(&mut m, "a.b", json!(2)));
-        assert_eq!(Value::Object(m), json!({"walls": [{"description": {"value": "x"}, "energy_efficiency_rating": 1}], "a": 1}));
+        assert_eq!(
+            Value::Object(m),
+            json!({"walls": [{"description": {"value": "x"}, "energy_efficiency_rating": 1}], "a": 1})
+        );
     }
 }

@@ -22,17 +22,20 @@ use crate::data::{Certificate, Kind};
 use crate::ordering::{Rng, shuffle_ties};
 use crate::{Emulator, auth, documents, ids, values};
 
-const MISSING_FILTER: &str = "The search query was invalid - please provide a valid date range or search parameter";
+const MISSING_FILTER: &str =
+    "The search query was invalid - please provide a valid date range or search parameter";
 const INVALID_DATES: &str = "The search query was invalid - please provide a valid date range";
 const INCLUDES_TODAY: &str = "The search query was invalid - the date cannot include today";
 const INVALID_POSTCODE: &str = "The search query was invalid - please provide a valid postcode";
-const INVALID_UPRN: &str = "The search query was invalid - the uprn should be an integer greater than 0";
+const INVALID_UPRN: &str =
+    "The search query was invalid - the uprn should be an integer greater than 0";
 const INVALID_COUNCIL: &str = "The search query was invalid - provide valid council name(s)";
-const INVALID_CONSTITUENCY: &str = "The search query was invalid - provide valid constituency name(s)";
-const INVALID_PAGE_SIZE: &str = "The search query was invalid - provide valid page_size between 1 and 5000";
+const INVALID_CONSTITUENCY: &str =
+    "The search query was invalid - provide valid constituency name(s)";
+const INVALID_PAGE_SIZE: &str =
+    "The search query was invalid - provide valid page_size between 1 and 5000";
 const NO_RESULTS: &str = "No certificates could be found for that query";
-const INVALID_CERTIFICATE_NUMBER: &str =
-    "The search query was invalid - please provide a valid certificate_number (NNNN-NNNN-NNNN-NNNN-NNNN)";
+const INVALID_CERTIFICATE_NUMBER: &str = "The search query was invalid - please provide a valid certificate_number (NNNN-NNNN-NNNN-NNNN-NNNN)";
 const CERTIFICATE_NOT_FOUND: &str = "Certificate not found";
 
 /// Page size when none is given, and the largest accepted.
@@ -44,9 +47,12 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
     for kind in Kind::ALL {
         router = router.route(
             &format!("/api/{}/search", kind.slug()),
-            get(move |State(emu): State<Arc<Emulator>>, Query(params): Query<Vec<(String, String)>>| async move {
-                search(&emu, kind, &params)
-            }),
+            get(
+                move |State(emu): State<Arc<Emulator>>,
+                      Query(params): Query<Vec<(String, String)>>| async move {
+                    search(&emu, kind, &params)
+                },
+            ),
         );
     }
     router
@@ -81,7 +87,12 @@ struct Search {
 fn values_of<'a>(params: &'a [(String, String)], names: &[&str]) -> Vec<&'a str> {
     params
         .iter()
-        .filter(|(k, v)| !v.trim().is_empty() && names.iter().any(|n| k == n || k.strip_suffix("[]") == Some(n)))
+        .filter(|(k, v)| {
+            !v.trim().is_empty()
+                && names
+                    .iter()
+                    .any(|n| k == n || k.strip_suffix("[]") == Some(n))
+        })
         .map(|(_, v)| v.trim())
         .collect()
 }
@@ -90,12 +101,13 @@ fn one<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     values_of(params, &[name]).into_iter().next()
 }
 
-fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, Response> {
+/// Validates a search; `Err` is the message of the 400 to answer.
+fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, &'static str> {
     let page_size = match one(params, "page_size") {
         None => MAX_PAGE_SIZE,
         Some(raw) => match raw.parse::<usize>() {
             Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            _ => return Err(bad_request(INVALID_PAGE_SIZE)),
+            _ => return Err(INVALID_PAGE_SIZE),
         },
     };
     let councils = values_of(params, &["council"]);
@@ -114,28 +126,28 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, Response
 
     let (raw_start, raw_end) = (one(params, "date_start"), one(params, "date_end"));
     if !other_filter && (raw_start.is_none() || raw_end.is_none()) {
-        return Err(bad_request(MISSING_FILTER));
+        return Err(MISSING_FILTER);
     }
-    let date = |raw: Option<&str>| -> Result<Option<Date>, Response> {
-        raw.map(|r| r.parse::<Date>().map_err(|_| bad_request(INVALID_DATES)))
+    let date = |raw: Option<&str>| -> Result<Option<Date>, &'static str> {
+        raw.map(|r| r.parse::<Date>().map_err(|_| INVALID_DATES))
             .transpose()
     };
     let (start, end) = (date(raw_start)?, date(raw_end)?);
     if let (Some(s), Some(e)) = (start, end)
         && s > e
     {
-        return Err(bad_request(INVALID_DATES));
+        return Err(INVALID_DATES);
     }
     let today = emu.today();
     if start.is_some_and(|d| d >= today) || end.is_some_and(|d| d >= today) {
-        return Err(bad_request(INCLUDES_TODAY));
+        return Err(INCLUDES_TODAY);
     }
 
     let uprn = match uprn {
         None => None,
         Some(raw) => match raw.parse::<i64>() {
             Ok(n) if n > 0 => Some(n),
-            _ => return Err(bad_request(INVALID_UPRN)),
+            _ => return Err(INVALID_UPRN),
         },
     };
     let postcode = match postcode {
@@ -146,7 +158,7 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, Response
                 && key.chars().all(|c| c.is_ascii_alphanumeric())
                 && key.starts_with(|c: char| c.is_ascii_alphabetic());
             if !plausible {
-                return Err(bad_request(INVALID_POSTCODE));
+                return Err(INVALID_POSTCODE);
             }
             Some(key)
         }
@@ -154,11 +166,14 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, Response
     let lower = |v: Vec<&str>| v.into_iter().map(str::to_lowercase).collect::<Vec<_>>();
     let councils = lower(councils);
     if councils.iter().any(|c| !emu.data.councils.contains(c)) {
-        return Err(bad_request(INVALID_COUNCIL));
+        return Err(INVALID_COUNCIL);
     }
     let constituencies = lower(constituencies);
-    if constituencies.iter().any(|c| !emu.data.constituencies.contains(c)) {
-        return Err(bad_request(INVALID_CONSTITUENCY));
+    if constituencies
+        .iter()
+        .any(|c| !emu.data.constituencies.contains(c))
+    {
+        return Err(INVALID_CONSTITUENCY);
     }
     Ok(Search {
         start,
@@ -178,11 +193,15 @@ impl Search {
     fn matches(&self, c: &Certificate) -> bool {
         let label = |col: &str| c.value(col).trim().to_lowercase();
         (self.councils.is_empty() || self.councils.contains(&label("LOCAL_AUTHORITY_LABEL")))
-            && (self.constituencies.is_empty() || self.constituencies.contains(&label("CONSTITUENCY_LABEL")))
+            && (self.constituencies.is_empty()
+                || self.constituencies.contains(&label("CONSTITUENCY_LABEL")))
             && self.postcode.as_ref().is_none_or(|p| *p == c.postcode_key)
             && self.uprn.is_none_or(|u| c.uprn == Some(u))
             && (self.bands.is_empty() || self.bands.contains(&c.band))
-            && self.address.as_ref().is_none_or(|a| c.address_key.contains(a.as_str()))
+            && self
+                .address
+                .as_ref()
+                .is_none_or(|a| c.address_key.contains(a.as_str()))
     }
 }
 
@@ -190,7 +209,7 @@ impl Search {
 fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
     let search = match parse(emu, params) {
         Ok(s) => s,
-        Err(response) => return response,
+        Err(message) => return bad_request(message),
     };
     let data = emu.data.kind(kind);
     let date_of = |i: usize| data.certs[i].lodgement_date;
@@ -229,7 +248,10 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
     };
     let first = (page - 1) * search.page_size;
     let last = (first + search.page_size).min(total);
-    let data_rows: Vec<Value> = rows[first..last].iter().map(|&i| search_row(&data.certs[i])).collect();
+    let data_rows: Vec<Value> = rows[first..last]
+        .iter()
+        .map(|&i| search_row(&data.certs[i]))
+        .collect();
     axum::Json(json!({
         "data": data_rows,
         "pagination": {
@@ -269,7 +291,10 @@ pub fn search_row(c: &Certificate) -> Value {
 }
 
 /// `GET /api/certificate?certificate_number=…`.
-async fn certificate(State(emu): State<Arc<Emulator>>, Query(params): Query<Vec<(String, String)>>) -> Response {
+async fn certificate(
+    State(emu): State<Arc<Emulator>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     let Some(number) = one(&params, "certificate_number") else {
         return bad_request(INVALID_CERTIFICATE_NUMBER);
     };

@@ -54,10 +54,22 @@ mod tests {
 
     #[test]
     fn shape_and_stability() {
-        let n = gepbd_certificate_number("0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2");
+        let n = gepbd_certificate_number(
+            "0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2",
+        );
         assert!(is_certificate_number(&n), "{n}");
-        assert_eq!(n, gepbd_certificate_number("0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2"));
-        assert_ne!(n, related_report_number("0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2"));
+        assert_eq!(
+            n,
+            gepbd_certificate_number(
+                "0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2"
+            )
+        );
+        assert_ne!(
+            n,
+            related_report_number(
+                "0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2"
+            )
+        );
         assert!(!is_certificate_number("0000-0000-0000-0000"));
         assert!(!is_certificate_number("0000-0000-0000-0000-000a"));
         assert!(!is_certificate_number("00000-000-0000-0000-0000"));

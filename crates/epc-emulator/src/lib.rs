@@ -75,7 +75,10 @@ pub struct Config {
 pub enum DataFile {
     Path(PathBuf),
     /// CSV text held in memory; `name` stands for the file in error messages.
-    Text { name: String, csv: String },
+    Text {
+        name: String,
+        csv: String,
+    },
 }
 
 /// The loaded data and settings; immutable once loaded, shared by requests.
@@ -114,8 +117,11 @@ impl Emulator {
     /// The emulator's "today": the configured date, else the real UTC date
     /// (read per request, so a long-running emulator moves on at midnight).
     pub fn today(&self) -> Date {
-        self.today
-            .unwrap_or_else(|| jiff::tz::Offset::UTC.to_datetime(jiff::Timestamp::now()).date())
+        self.today.unwrap_or_else(|| {
+            jiff::tz::Offset::UTC
+                .to_datetime(jiff::Timestamp::now())
+                .date()
+        })
     }
 
     /// Both APIs and the `/_emulator` routes as one router.
@@ -175,9 +181,17 @@ impl Emulator {
     /// lodgement month (`YYYY-MM`) and day.
     pub fn expected(&self) -> Expected {
         let mut expected = Expected::default();
-        for (kind, (months, days)) in data::counts(&self.data) {
-            let total = months.values().sum();
-            expected.kinds.insert(kind, KindCounts { total, months, days });
+        for data in &self.data.kinds {
+            let mut counts = KindCounts::default();
+            for cert in &data.certs {
+                counts.total += 1;
+                *counts.months.entry(cert.month()).or_insert(0) += 1;
+                *counts
+                    .days
+                    .entry(cert.lodgement_date.to_string())
+                    .or_insert(0) += 1;
+            }
+            expected.kinds.insert(data.kind, counts);
         }
         expected
     }
@@ -186,7 +200,9 @@ impl Emulator {
     /// LMK key, if it is loaded.
     pub fn certificate_number(&self, kind: Kind, lmk_key: &str) -> Option<&str> {
         let data = self.data.kind(kind);
-        data.by_lmk.get(lmk_key).map(|&i| data.certs[i].certificate_number.as_str())
+        data.by_lmk
+            .get(lmk_key)
+            .map(|&i| data.certs[i].certificate_number.as_str())
     }
 }
 

@@ -47,7 +47,9 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
             .route(
                 &format!("/api/v1/{}/certificate/{{lmk_key}}", kind.slug()),
                 get(
-                    move |State(emu): State<Arc<Emulator>>, headers: HeaderMap, Path(lmk_key): Path<String>| async move {
+                    move |State(emu): State<Arc<Emulator>>,
+                          headers: HeaderMap,
+                          Path(lmk_key): Path<String>| async move {
                         certificate(&emu, kind, &headers, &lmk_key)
                     },
                 ),
@@ -61,7 +63,8 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
 pub async fn info(State(emu): State<Arc<Emulator>>) -> Response {
     let today = emu.today();
     let latest = emu.data.latest_date().unwrap_or(today);
-    axum::Json(json!({"latestDate": latest.to_string(), "updatedDate": today.to_string()})).into_response()
+    axum::Json(json!({"latestDate": latest.to_string(), "updatedDate": today.to_string()}))
+        .into_response()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +84,14 @@ fn negotiate(headers: &HeaderMap) -> Option<Format> {
         return Some(Format::Json);
     }
     accept.split(',').find_map(|part| {
-        match part.split(';').next().unwrap_or("").trim().to_ascii_lowercase().as_str() {
+        match part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "application/json" | "application/*" | "*/*" => Some(Format::Json),
             "text/csv" | "text/*" => Some(Format::Csv),
             _ => None,
@@ -90,17 +100,30 @@ fn negotiate(headers: &HeaderMap) -> Option<Format> {
 }
 
 fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, axum::Json(json!({"message": message}))).into_response()
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"message": message})),
+    )
+        .into_response()
 }
 
 fn not_acceptable() -> Response {
-    (StatusCode::NOT_ACCEPTABLE, "Not Acceptable: the emulator serves application/json and text/csv").into_response()
+    (
+        StatusCode::NOT_ACCEPTABLE,
+        "Not Acceptable: the emulator serves application/json and text/csv",
+    )
+        .into_response()
 }
 
 fn all<'a>(params: &'a [(String, String)], names: &[&str]) -> Vec<&'a str> {
     params
         .iter()
-        .filter(|(k, v)| !v.trim().is_empty() && names.iter().any(|n| k == n || k.strip_suffix("[]") == Some(n)))
+        .filter(|(k, v)| {
+            !v.trim().is_empty()
+                && names
+                    .iter()
+                    .any(|n| k == n || k.strip_suffix("[]") == Some(n))
+        })
         .map(|(_, v)| v.trim())
         .collect()
 }
@@ -111,12 +134,14 @@ fn int<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
     default: T,
     min: T,
     max: T,
-) -> Result<T, Response> {
+) -> Result<T, String> {
     match all(params, &[name]).first() {
         None => Ok(default),
         Some(raw) => match raw.parse::<T>() {
             Ok(n) if n >= min && n <= max => Ok(n),
-            _ => Err(bad_request(format!("{name} must be an integer between {min} and {max}, not {raw:?}"))),
+            _ => Err(format!(
+                "{name} must be an integer between {min} and {max}, not {raw:?}"
+            )),
         },
     }
 }
@@ -136,66 +161,107 @@ struct Filters {
 impl Filters {
     fn matches(&self, c: &Certificate) -> bool {
         let code = |col: &str| c.value(col).trim().to_ascii_uppercase();
-        self.postcode.as_ref().is_none_or(|p| c.postcode_key.starts_with(p.as_str()))
+        self.postcode
+            .as_ref()
+            .is_none_or(|p| c.postcode_key.starts_with(p.as_str()))
             && self.uprn.is_none_or(|u| c.uprn == Some(u))
-            && (self.local_authorities.is_empty() || self.local_authorities.contains(&code("LOCAL_AUTHORITY")))
-            && (self.constituencies.is_empty() || self.constituencies.contains(&code("CONSTITUENCY")))
+            && (self.local_authorities.is_empty()
+                || self.local_authorities.contains(&code("LOCAL_AUTHORITY")))
+            && (self.constituencies.is_empty()
+                || self.constituencies.contains(&code("CONSTITUENCY")))
             && (self.bands.is_empty() || self.bands.contains(&c.band))
-            && self.address.as_ref().is_none_or(|a| c.address_key.contains(a.as_str()))
+            && self
+                .address
+                .as_ref()
+                .is_none_or(|a| c.address_key.contains(a.as_str()))
     }
 }
 
-fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<(Filters, usize, Option<(String, String)>), Response> {
+/// A validated search: filters, page size and the cursor to start after.
+struct Search {
+    filters: Filters,
+    size: usize,
+    after: Option<(String, String)>,
+}
+
+/// Validates a search; `Err` is the message of the 400 to answer.
+fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, String> {
     let year = emu.today().year();
     let from_month: i8 = int(params, "from-month", 1, 1, 12)?;
     let from_year: i16 = int(params, "from-year", FIRST_YEAR, FIRST_YEAR, year)?;
     let to_month: i8 = int(params, "to-month", 12, 1, 12)?;
     let to_year: i16 = int(params, "to-year", year, FIRST_YEAR, year)?;
     let size: usize = int(params, "size", DEFAULT_SIZE, 1, MAX_SIZE)?;
-    let from = Date::new(from_year, from_month, 1).map_err(|e| bad_request(e.to_string()))?;
+    let from = Date::new(from_year, from_month, 1).map_err(|e| e.to_string())?;
     let to = Date::new(to_year, to_month, 1)
-        .map_err(|e| bad_request(e.to_string()))?
+        .map_err(|e| e.to_string())?
         .last_of_month();
     let after = match all(params, &["search-after"]).first() {
         None => None,
         Some(raw) => match decode_cursor(raw) {
             Some((key, lmk)) => Some((key.to_owned(), lmk.to_owned())),
-            None => return Err(bad_request(format!("search-after {raw:?} is not a cursor this API returned"))),
+            None => {
+                return Err(format!(
+                    "search-after {raw:?} is not a cursor this API returned"
+                ));
+            }
         },
     };
     let uprn = match all(params, &["uprn", "UPRN"]).first() {
         None => None,
         Some(raw) => Some(
             raw.parse::<i64>()
-                .map_err(|_| bad_request(format!("uprn must be an integer, not {raw:?}")))?,
+                .map_err(|_| format!("uprn must be an integer, not {raw:?}"))?,
         ),
     };
     let upper = |v: Vec<&str>| v.into_iter().map(str::to_uppercase).collect::<Vec<_>>();
     let filters = Filters {
         from,
         to,
-        postcode: all(params, &["postcode"]).first().map(|p| values::postcode_key(p)),
+        postcode: all(params, &["postcode"])
+            .first()
+            .map(|p| values::postcode_key(p)),
         uprn,
         local_authorities: upper(all(params, &["local-authority"])),
         constituencies: upper(all(params, &["constituency"])),
         bands: upper(all(params, &["energy-band"])),
-        address: all(params, &["address"]).first().map(|a| values::address_key(a)),
+        address: all(params, &["address"])
+            .first()
+            .map(|a| values::address_key(a)),
     };
-    Ok((filters, size, after))
+    Ok(Search {
+        filters,
+        size,
+        after,
+    })
 }
 
 /// `GET /api/v1/{kind}/search`.
-fn search(emu: &Emulator, kind: Kind, headers: &HeaderMap, params: &[(String, String)]) -> Response {
+fn search(
+    emu: &Emulator,
+    kind: Kind,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Response {
     let Some(format) = negotiate(headers) else {
         return not_acceptable();
     };
-    let (filters, size, after) = match parse(emu, params) {
-        Ok(p) => p,
-        Err(response) => return response,
+    let Search {
+        filters,
+        size,
+        after,
+    } = match parse(emu, params) {
+        Ok(s) => s,
+        Err(message) => return bad_request(message),
     };
     let data = emu.data.kind(kind);
     let order = &data.by_cursor;
-    let key = |i: usize| (data.certs[i].cursor.as_str(), data.certs[i].lmk_key.as_str());
+    let key = |i: usize| {
+        (
+            data.certs[i].cursor.as_str(),
+            data.certs[i].lmk_key.as_str(),
+        )
+    };
     let mut start = order.partition_point(|&i| data.certs[i].lodgement_date < filters.from);
     if let Some((cursor, lmk)) = &after {
         start = start.max(order.partition_point(|&i| key(i) <= (cursor.as_str(), lmk.as_str())));
@@ -269,7 +335,9 @@ fn body(data: &KindData, rows: &[usize], format: Format) -> Response {
                 })
             });
             match (written, w.into_inner()) {
-                (Ok(()), Ok(bytes)) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
+                (Ok(()), Ok(bytes)) => {
+                    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response()
+                }
                 _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot write CSV").into_response(),
             }
         }

@@ -67,7 +67,8 @@ pub fn encode_cursor(sort_key: &str, lmk_key: &str) -> String {
 /// Reads a cursor back; `None` when it is not one the emulator wrote.
 pub fn decode_cursor(cursor: &str) -> Option<(&str, &str)> {
     let (key, lmk) = cursor.split_once('-')?;
-    (key.len() == 14 && key.bytes().all(|b| b.is_ascii_digit()) && !lmk.is_empty()).then_some((key, lmk))
+    (key.len() == 14 && key.bytes().all(|b| b.is_ascii_digit()) && !lmk.is_empty())
+        .then_some((key, lmk))
 }
 
 #[cfg(test)]

@@ -32,12 +32,19 @@ pub struct Stats {
 impl Stats {
     /// Requests to `route` answered with `status`.
     pub fn count(&self, route: &str, status: u16) -> u64 {
-        self.routes.get(route).and_then(|s| s.get(&status)).copied().unwrap_or(0)
+        self.routes
+            .get(route)
+            .and_then(|s| s.get(&status))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Requests to `route`, any status.
     pub fn route_total(&self, route: &str) -> u64 {
-        self.routes.get(route).map(|s| s.values().sum()).unwrap_or(0)
+        self.routes
+            .get(route)
+            .map(|s| s.values().sum())
+            .unwrap_or(0)
     }
 }
 
@@ -60,12 +67,20 @@ pub struct Expected {
 impl Expected {
     /// Certificates of `kind` lodged in `month` (`YYYY-MM`).
     pub fn month(&self, kind: Kind, month: &str) -> u64 {
-        self.kinds.get(&kind).and_then(|k| k.months.get(month)).copied().unwrap_or(0)
+        self.kinds
+            .get(&kind)
+            .and_then(|k| k.months.get(month))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Certificates of `kind` lodged on `day` (`YYYY-MM-DD`).
     pub fn day(&self, kind: Kind, day: &str) -> u64 {
-        self.kinds.get(&kind).and_then(|k| k.days.get(day)).copied().unwrap_or(0)
+        self.kinds
+            .get(&kind)
+            .and_then(|k| k.days.get(day))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// All certificates of `kind`.
@@ -84,7 +99,11 @@ impl Recorder {
     pub fn record(&self, route: String, status: u16) {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         s.total += 1;
-        *s.routes.entry(route).or_default().entry(status).or_insert(0) += 1;
+        *s.routes
+            .entry(route)
+            .or_default()
+            .entry(status)
+            .or_insert(0) += 1;
     }
 
     pub fn snapshot(&self) -> Stats {
@@ -110,7 +129,11 @@ pub fn route_label(method: &str, path: &str) -> Option<String> {
         }
         _ => false,
     };
-    Some(if known { format!("{method} {path}") } else { format!("{method} (unmatched)") })
+    Some(if known {
+        format!("{method} {path}")
+    } else {
+        format!("{method} (unmatched)")
+    })
 }
 
 /// Outermost layer: counts every request by route and final status.
@@ -129,9 +152,18 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(route_label("GET", "/api/domestic/search").unwrap(), "GET /api/domestic/search");
-        assert_eq!(route_label("GET", "/api/v1/display/certificate/abc").unwrap(), "GET /api/v1/display/certificate/{lmk-key}");
-        assert_eq!(route_label("GET", "/api/commercial/search").unwrap(), "GET (unmatched)");
+        assert_eq!(
+            route_label("GET", "/api/domestic/search").unwrap(),
+            "GET /api/domestic/search"
+        );
+        assert_eq!(
+            route_label("GET", "/api/v1/display/certificate/abc").unwrap(),
+            "GET /api/v1/display/certificate/{lmk-key}"
+        );
+        assert_eq!(
+            route_label("GET", "/api/commercial/search").unwrap(),
+            "GET (unmatched)"
+        );
         assert_eq!(route_label("GET", "/_emulator/stats"), None);
     }
 }

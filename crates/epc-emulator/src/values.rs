@@ -158,7 +158,11 @@ pub fn parse_date(raw: &str) -> Option<Date> {
 /// `2021-03-19 00:00:00.000000`, `22/02/2021 00:00`) as `HHMMSS`; `000000`
 /// when the value carries no readable time (some rows hold only the date).
 pub fn time_digits(raw: &str) -> String {
-    let time = raw.trim().split_once([' ', 'T']).map(|(_, t)| t).unwrap_or("");
+    let time = raw
+        .trim()
+        .split_once([' ', 'T'])
+        .map(|(_, t)| t)
+        .unwrap_or("");
     let mut fields = time.split('.').next().unwrap_or("").split(':');
     let mut out = String::with_capacity(6);
     for _ in 0..3 {
@@ -188,7 +192,10 @@ mod tests {
         assert_eq!(auto("NO DATA!"), json!("NO DATA!"));
         assert_eq!(auto("1e5"), json!("1e5"));
         assert_eq!(auto("NaN"), json!("NaN"));
-        assert_eq!(auto("1573380469022017090821481343938953"), json!("1573380469022017090821481343938953"));
+        assert_eq!(
+            auto("1573380469022017090821481343938953"),
+            json!("1573380469022017090821481343938953")
+        );
         assert_eq!(auto("1."), json!("1."));
     }
 
@@ -203,8 +210,14 @@ mod tests {
 
     #[test]
     fn dates_and_times() {
-        assert_eq!(parse_date("2021-08-06"), Some(Date::new(2021, 8, 6).unwrap()));
-        assert_eq!(parse_date("22/02/2021"), Some(Date::new(2021, 2, 22).unwrap()));
+        assert_eq!(
+            parse_date("2021-08-06"),
+            Some(Date::new(2021, 8, 6).unwrap())
+        );
+        assert_eq!(
+            parse_date("22/02/2021"),
+            Some(Date::new(2021, 2, 22).unwrap())
+        );
         assert_eq!(parse_date("2021-02-30"), None);
         assert_eq!(parse_date("NO DATA!"), None);
         assert_eq!(time_digits("2021-08-06 07:35:31"), "073531");
@@ -216,7 +229,10 @@ mod tests {
     #[test]
     fn keys() {
         assert_eq!(postcode_key(" ts25 3jh "), "TS253JH");
-        assert_eq!(address_key("21 HERIOT GRANGE,  HARTLEPOOL"), "21 heriot grange hartlepool");
+        assert_eq!(
+            address_key("21 HERIOT GRANGE,  HARTLEPOOL"),
+            "21 heriot grange hartlepool"
+        );
         assert_eq!(kebab("LODGEMENT_DATETIME"), "lodgement-datetime");
         assert_eq!(uprn("100110786110"), Some(100110786110));
         assert_eq!(uprn("UPRN-000000000001"), None);

@@ -49,14 +49,18 @@ fn holds(leaf: &Value, raw: &str) -> bool {
     match leaf {
         Value::String(s) => s == raw,
         Value::Number(n) => {
-            raw.parse::<f64>().ok() == n.as_f64() || rating(raw).is_some_and(|r| n.as_i64() == Some(r))
+            raw.parse::<f64>().ok() == n.as_f64()
+                || rating(raw).is_some_and(|r| n.as_i64() == Some(r))
         }
         _ => false,
     }
 }
 
 fn document(s: &Server, lmk_key: &str) -> Value {
-    let r = s.gepbd("/api/certificate", &[("certificate_number", &gepbd_certificate_number(lmk_key))]);
+    let r = s.gepbd(
+        "/api/certificate",
+        &[("certificate_number", &gepbd_certificate_number(lmk_key))],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let mut body = r.json();
     assert_eq!(body.as_object().unwrap().len(), 1, "only data");
@@ -69,10 +73,14 @@ fn documents_carry_every_source_value() {
     for file in [DOMESTIC, NON_DOMESTIC, DISPLAY] {
         for row in rows(file) {
             let doc = document(&s, &row["LMK_KEY"]);
-            assert_eq!(doc["certificate_number"], gepbd_certificate_number(&row["LMK_KEY"]));
+            assert_eq!(
+                doc["certificate_number"],
+                gepbd_certificate_number(&row["LMK_KEY"])
+            );
             let mut found = Vec::new();
             leaves(&doc, "", &mut found);
-            let wanted: Vec<(&String, &String)> = row.iter().filter(|(_, v)| !v.is_empty()).collect();
+            let wanted: Vec<(&String, &String)> =
+                row.iter().filter(|(_, v)| !v.is_empty()).collect();
             assert_eq!(
                 found.len(),
                 wanted.len(),
@@ -94,7 +102,10 @@ fn documents_carry_every_source_value() {
 fn domestic_documents_use_the_official_field_names() {
     let s = start(config());
     let all = rows(DOMESTIC);
-    let existing = all.iter().find(|r| r["TRANSACTION_TYPE"] == "marketed sale" && !r["UPRN"].is_empty()).unwrap();
+    let existing = all
+        .iter()
+        .find(|r| r["TRANSACTION_TYPE"] == "marketed sale" && !r["UPRN"].is_empty())
+        .unwrap();
     let doc = document(&s, &existing["LMK_KEY"]);
     let v = |c: &str| existing[c].as_str();
     assert_eq!(doc["schema_type"], "RdSAP-Schema-21.0.1");
@@ -106,29 +117,78 @@ fn domestic_documents_use_the_official_field_names() {
     assert_eq!(doc["uprn_source"], v("UPRN_SOURCE"));
     assert_eq!(doc["registration_date"], v("LODGEMENT_DATE"));
     assert_eq!(doc["inspection_date"], v("INSPECTION_DATE"));
-    assert_eq!(doc["current_energy_efficiency_band"], v("CURRENT_ENERGY_RATING"));
-    assert_eq!(doc["energy_rating_current"], v("CURRENT_ENERGY_EFFICIENCY").parse::<i64>().unwrap());
-    assert_eq!(doc["total_floor_area"].as_f64(), v("TOTAL_FLOOR_AREA").parse::<f64>().ok());
-    assert_eq!(doc["co2_emissions_current"].as_f64(), v("CO2_EMISSIONS_CURRENT").parse::<f64>().ok());
-    assert_eq!(doc["heating_cost_current"].as_f64(), v("HEATING_COST_CURRENT").parse::<f64>().ok());
-    assert_eq!(doc["walls"][0]["description"], json!({"value": v("WALLS_DESCRIPTION"), "language": "1"}));
-    assert_eq!(doc["walls"][0]["energy_efficiency_rating"], rating(v("WALLS_ENERGY_EFF")).unwrap());
-    assert_eq!(doc["window"]["description"]["value"], v("WINDOWS_DESCRIPTION"));
-    assert_eq!(doc["secondary_heating"]["energy_efficiency_rating"], 0, "N/A → 0");
-    assert_eq!(doc["main_heating_controls"][0]["description"]["value"], v("MAINHEATCONT_DESCRIPTION"));
-    for column in ["LODGEMENT_DATETIME", "MAIN_FUEL", "CONSTRUCTION_AGE_BAND", "LOCAL_AUTHORITY", "CONSTITUENCY", "LMK_KEY"] {
+    assert_eq!(
+        doc["current_energy_efficiency_band"],
+        v("CURRENT_ENERGY_RATING")
+    );
+    assert_eq!(
+        doc["energy_rating_current"],
+        v("CURRENT_ENERGY_EFFICIENCY").parse::<i64>().unwrap()
+    );
+    assert_eq!(
+        doc["total_floor_area"].as_f64(),
+        v("TOTAL_FLOOR_AREA").parse::<f64>().ok()
+    );
+    assert_eq!(
+        doc["co2_emissions_current"].as_f64(),
+        v("CO2_EMISSIONS_CURRENT").parse::<f64>().ok()
+    );
+    assert_eq!(
+        doc["heating_cost_current"].as_f64(),
+        v("HEATING_COST_CURRENT").parse::<f64>().ok()
+    );
+    assert_eq!(
+        doc["walls"][0]["description"],
+        json!({"value": v("WALLS_DESCRIPTION"), "language": "1"})
+    );
+    assert_eq!(
+        doc["walls"][0]["energy_efficiency_rating"],
+        rating(v("WALLS_ENERGY_EFF")).unwrap()
+    );
+    assert_eq!(
+        doc["window"]["description"]["value"],
+        v("WINDOWS_DESCRIPTION")
+    );
+    assert_eq!(
+        doc["secondary_heating"]["energy_efficiency_rating"], 0,
+        "N/A → 0"
+    );
+    assert_eq!(
+        doc["main_heating_controls"][0]["description"]["value"],
+        v("MAINHEATCONT_DESCRIPTION")
+    );
+    for column in [
+        "LODGEMENT_DATETIME",
+        "MAIN_FUEL",
+        "CONSTRUCTION_AGE_BAND",
+        "LOCAL_AUTHORITY",
+        "CONSTITUENCY",
+        "LMK_KEY",
+    ] {
         assert_eq!(doc[column.to_lowercase()], v(column), "{column}");
     }
 
     // New dwellings are SAP documents: plain descriptions, costs with a currency.
-    let new = all.iter().find(|r| r["TRANSACTION_TYPE"] == "new dwelling").unwrap();
+    let new = all
+        .iter()
+        .find(|r| r["TRANSACTION_TYPE"] == "new dwelling")
+        .unwrap();
     let doc = document(&s, &new["LMK_KEY"]);
     assert_eq!(doc["schema_type"], "SAP-Schema-19.2.0");
     assert_eq!(doc["assessment_type"], "SAP");
-    assert_eq!(doc["walls"][0]["description"], new["WALLS_DESCRIPTION"].as_str());
-    assert_eq!(doc["windows"]["description"], new["WINDOWS_DESCRIPTION"].as_str());
+    assert_eq!(
+        doc["walls"][0]["description"],
+        new["WALLS_DESCRIPTION"].as_str()
+    );
+    assert_eq!(
+        doc["windows"]["description"],
+        new["WINDOWS_DESCRIPTION"].as_str()
+    );
     assert_eq!(doc["heating_cost_current"]["currency"], "GBP");
-    assert_eq!(doc["heating_cost_current"]["value"].as_f64(), new["HEATING_COST_CURRENT"].parse::<f64>().ok());
+    assert_eq!(
+        doc["heating_cost_current"]["value"].as_f64(),
+        new["HEATING_COST_CURRENT"].parse::<f64>().ok()
+    );
 
     // An empty UPRN is null.
     let no_uprn = all.iter().find(|r| r["UPRN"].is_empty()).unwrap();
@@ -142,16 +202,38 @@ fn non_domestic_and_display_documents() {
     let doc = document(&s, &nd["LMK_KEY"]);
     assert_eq!(doc["schema_type"], "CEPC-8.0.0");
     assert_eq!(doc["assessment_type"], "CEPC");
-    assert_eq!(doc["current_energy_efficiency_band"], nd["ASSET_RATING_BAND"].as_str());
-    assert_eq!(doc["asset_rating"], nd["ASSET_RATING"].parse::<i64>().unwrap());
-    assert_eq!(doc["technical_information"]["floor_area"], nd["FLOOR_AREA"].parse::<i64>().unwrap());
-    assert_eq!(doc["ser"].as_f64(), nd["STANDARD_EMISSIONS"].parse::<f64>().ok());
-    assert_eq!(doc["ac_questionnaire"]["ac_present"], nd["AIRCON_PRESENT"].as_str());
+    assert_eq!(
+        doc["current_energy_efficiency_band"],
+        nd["ASSET_RATING_BAND"].as_str()
+    );
+    assert_eq!(
+        doc["asset_rating"],
+        nd["ASSET_RATING"].parse::<i64>().unwrap()
+    );
+    assert_eq!(
+        doc["technical_information"]["floor_area"],
+        nd["FLOOR_AREA"].parse::<i64>().unwrap()
+    );
+    assert_eq!(
+        doc["ser"].as_f64(),
+        nd["STANDARD_EMISSIONS"].parse::<f64>().ok()
+    );
+    assert_eq!(
+        doc["ac_questionnaire"]["ac_present"],
+        nd["AIRCON_PRESENT"].as_str()
+    );
     let rrn = doc["related_certificate_number"].as_str().unwrap();
     assert_eq!(rrn.len(), 24);
     // The search row names the same report.
-    let r = s.gepbd("/api/non-domestic/search", &[("postcode", &nd["POSTCODE"])]).json();
-    let row = r["data"].as_array().unwrap().iter().find(|r| r["certificateNumber"] == doc["certificate_number"]).unwrap();
+    let r = s
+        .gepbd("/api/non-domestic/search", &[("postcode", &nd["POSTCODE"])])
+        .json();
+    let row = r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["certificateNumber"] == doc["certificate_number"])
+        .unwrap();
     assert_eq!(row["relatedRrn"], rrn);
 
     let dec = &rows(DISPLAY)[9];
@@ -166,10 +248,18 @@ fn non_domestic_and_display_documents() {
 #[test]
 fn certificate_errors() {
     let s = start(config());
-    let r = s.gepbd("/api/certificate", &[("certificate_number", "0000-0000-0000-0000-0000")]);
+    let r = s.gepbd(
+        "/api/certificate",
+        &[("certificate_number", "0000-0000-0000-0000-0000")],
+    );
     assert_eq!(r.status, 404);
     assert_eq!(r.json(), json!({"error": "Certificate not found"}));
-    for bad in ["", "1234", "0000-0000-0000-0000-000X", "00000-0000-0000-0000-000"] {
+    for bad in [
+        "",
+        "1234",
+        "0000-0000-0000-0000-000X",
+        "00000-0000-0000-0000-000",
+    ] {
         let r = s.gepbd("/api/certificate", &[("certificate_number", bad)]);
         assert_eq!(r.status, 400, "{bad:?}");
         assert!(r.json()["error"].is_string());
@@ -182,14 +272,21 @@ fn certificate_errors() {
 fn certificate_numbers_are_stable_and_unique() {
     // Pinned: a change here breaks every client checkpoint made against the emulator.
     assert_eq!(
-        gepbd_certificate_number("0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2"),
+        gepbd_certificate_number(
+            "0003352408dad177e827f77c62ed7172f2f16336c44dcdedbc315d08755600a2"
+        ),
         PINNED
     );
     let mut seen = HashMap::new();
     for file in [DOMESTIC, NON_DOMESTIC, DISPLAY] {
         for row in rows(file) {
             let n = gepbd_certificate_number(&row["LMK_KEY"]);
-            assert!(n.len() == 24 && n.split('-').all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_digit())), "{n}");
+            assert!(
+                n.len() == 24
+                    && n.split('-')
+                        .all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_digit())),
+                "{n}"
+            );
             if let Some(other) = seen.insert(n.clone(), row["LMK_KEY"].clone()) {
                 panic!("{n} for both {other} and {}", row["LMK_KEY"]);
             }

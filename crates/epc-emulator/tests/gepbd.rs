@@ -30,13 +30,20 @@ fn search(s: &Server, kind: &str, q: &[(&str, &str)]) -> Resp {
 }
 
 fn error_of(r: &Resp) -> String {
-    r.json()["error"].as_str().unwrap_or_else(|| panic!("no error in {}", r.body)).to_owned()
+    r.json()["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error in {}", r.body))
+        .to_owned()
 }
 
 #[test]
 fn a_month_window_returns_every_row_of_the_month() {
     let s = start(config());
-    let r = search(&s, "domestic", &[("date_start", "2021-01-01"), ("date_end", "2021-01-31")]);
+    let r = search(
+        &s,
+        "domestic",
+        &[("date_start", "2021-01-01"), ("date_end", "2021-01-31")],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let body = r.json();
     assert_eq!(
@@ -45,11 +52,19 @@ fn a_month_window_returns_every_row_of_the_month() {
     );
     let rows = body["data"].as_array().unwrap();
     assert_eq!(rows.len(), 152);
-    let numbers: BTreeSet<&str> = rows.iter().map(|r| r["certificateNumber"].as_str().unwrap()).collect();
+    let numbers: BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["certificateNumber"].as_str().unwrap())
+        .collect();
     assert_eq!(numbers.len(), 152);
     let mut previous = "9999-99-99".to_owned();
     for row in rows {
-        let keys: BTreeSet<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: BTreeSet<&str> = row
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, ROW_KEYS.into_iter().collect(), "{row}");
         let date = row["registrationDate"].as_str().unwrap().to_owned();
         assert!(date.starts_with("2021-01-"), "{date}");
@@ -57,7 +72,10 @@ fn a_month_window_returns_every_row_of_the_month() {
         previous = date;
         assert!(row["uprn"].is_i64() || row["uprn"].is_null());
         assert_eq!(row["council"], "Hartlepool");
-        assert!(matches!(row["schemaType"].as_str(), Some("RdSAP-Schema-21.0.1" | "SAP-Schema-19.2.0")));
+        assert!(matches!(
+            row["schemaType"].as_str(),
+            Some("RdSAP-Schema-21.0.1" | "SAP-Schema-19.2.0")
+        ));
     }
     // The rows are the CSV's January rows.
     let expected: BTreeSet<String> = rows_of_month(DOMESTIC, "2021-01")
@@ -68,7 +86,10 @@ fn a_month_window_returns_every_row_of_the_month() {
 }
 
 fn rows_of_month(file: &str, month: &str) -> Vec<HashMap<String, String>> {
-    rows(file).into_iter().filter(|r| r["LODGEMENT_DATE"].starts_with(month)).collect()
+    rows(file)
+        .into_iter()
+        .filter(|r| r["LODGEMENT_DATE"].starts_with(month))
+        .collect()
 }
 
 #[test]
@@ -76,9 +97,22 @@ fn rows_carry_the_source_values() {
     let s = start(config());
     let src = &rows(DOMESTIC)[0];
     let number = gepbd_certificate_number(&src["LMK_KEY"]);
-    let r = search(&s, "domestic", &[("postcode", &src["POSTCODE"]), ("date_start", &src["LODGEMENT_DATE"]), ("date_end", &src["LODGEMENT_DATE"])]);
+    let r = search(
+        &s,
+        "domestic",
+        &[
+            ("postcode", &src["POSTCODE"]),
+            ("date_start", &src["LODGEMENT_DATE"]),
+            ("date_end", &src["LODGEMENT_DATE"]),
+        ],
+    );
     let body = r.json();
-    let row = body["data"].as_array().unwrap().iter().find(|r| r["certificateNumber"] == number.as_str()).unwrap();
+    let row = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["certificateNumber"] == number.as_str())
+        .unwrap();
     assert_eq!(row["addressLine1"], src["ADDRESS1"].as_str());
     assert_eq!(row["addressLine2"], src["ADDRESS2"].as_str());
     assert_eq!(row["addressLine3"], Value::Null, "empty → null");
@@ -86,12 +120,22 @@ fn rows_carry_the_source_values() {
     assert_eq!(row["postcode"], src["POSTCODE"].as_str());
     assert_eq!(row["postTown"], src["POSTTOWN"].as_str());
     assert_eq!(row["constituency"], src["CONSTITUENCY_LABEL"].as_str());
-    assert_eq!(row["currentEnergyEfficiencyBand"], src["CURRENT_ENERGY_RATING"].as_str());
+    assert_eq!(
+        row["currentEnergyEfficiencyBand"],
+        src["CURRENT_ENERGY_RATING"].as_str()
+    );
     assert_eq!(row["uprn"], src["UPRN"].parse::<i64>().unwrap());
 
     // Non-domestic and display rows add relatedRrn and take their own band.
-    for (kind, file, band) in [("non-domestic", NON_DOMESTIC, "ASSET_RATING_BAND"), ("display", DISPLAY, "OPERATIONAL_RATING_BAND")] {
-        let r = search(&s, kind, &[("date_start", "2021-01-01"), ("date_end", "2021-06-30")]);
+    for (kind, file, band) in [
+        ("non-domestic", NON_DOMESTIC, "ASSET_RATING_BAND"),
+        ("display", DISPLAY, "OPERATIONAL_RATING_BAND"),
+    ] {
+        let r = search(
+            &s,
+            kind,
+            &[("date_start", "2021-01-01"), ("date_end", "2021-06-30")],
+        );
         assert_eq!(r.status, 200);
         let body = r.json();
         let by_number: HashMap<String, &Value> = body["data"]
@@ -120,7 +164,14 @@ fn rows_carry_the_source_values() {
 #[test]
 fn paging_fields_and_page_out_of_range() {
     let s = start(config());
-    let q = |page: &'static str| [("date_start", "2021-01-01"), ("date_end", "2021-01-31"), ("page_size", "100"), ("current_page", page)];
+    let q = |page: &'static str| {
+        [
+            ("date_start", "2021-01-01"),
+            ("date_end", "2021-01-31"),
+            ("page_size", "100"),
+            ("current_page", page),
+        ]
+    };
     let p1 = search(&s, "domestic", &q("1")).json();
     assert_eq!(
         p1["pagination"],
@@ -135,17 +186,25 @@ fn paging_fields_and_page_out_of_range() {
     assert_eq!(p2["data"].as_array().unwrap().len(), 52);
     let p3 = search(&s, "domestic", &q("3"));
     assert_eq!(p3.status, 400);
-    assert_eq!(error_of(&p3), "The requested page number 3 is out of range. Total pages: 2");
+    assert_eq!(
+        error_of(&p3),
+        "The requested page number 3 is out of range. Total pages: 2"
+    );
     let p0 = search(&s, "domestic", &q("0"));
     assert_eq!(p0.status, 400);
-    assert_eq!(error_of(&p0), "The requested page number 0 is out of range. Total pages: 2");
+    assert_eq!(
+        error_of(&p0),
+        "The requested page number 0 is out of range. Total pages: 2"
+    );
 }
 
 #[test]
 fn band_and_other_filters() {
     let s = start(config());
     let all = rows(DOMESTIC);
-    let count = |pred: &dyn Fn(&HashMap<String, String>) -> bool| all.iter().filter(|r| pred(r)).count() as u64;
+    let count = |pred: &dyn Fn(&HashMap<String, String>) -> bool| {
+        all.iter().filter(|r| pred(r)).count() as u64
+    };
     let total = |r: Resp| -> u64 {
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()["pagination"]["totalRecords"].as_u64().unwrap()
@@ -157,17 +216,34 @@ fn band_and_other_filters() {
         q
     };
     assert_eq!(
-        total(search(&s, "domestic", &with(&[("eff_rating[]", "A"), ("eff_rating[]", "G")]))),
+        total(search(
+            &s,
+            "domestic",
+            &with(&[("eff_rating[]", "A"), ("eff_rating[]", "G")])
+        )),
         count(&|r| matches!(r["CURRENT_ENERGY_RATING"].as_str(), "A" | "G"))
     );
     assert_eq!(
-        total(search(&s, "domestic", &with(&[("efficiency_rating[]", "f")]))),
+        total(search(
+            &s,
+            "domestic",
+            &with(&[("efficiency_rating[]", "f")])
+        )),
         count(&|r| r["CURRENT_ENERGY_RATING"] == "F")
     );
     // Any other filter makes the dates optional.
-    assert_eq!(total(search(&s, "domestic", &[("postcode", "ts25 3jh")])), count(&|r| r["POSTCODE"] == "TS25 3JH"));
-    assert_eq!(total(search(&s, "domestic", &[("council[]", "hartlepool")])), 1624);
-    assert_eq!(total(search(&s, "domestic", &[("constituency[]", "Hartlepool")])), 1624);
+    assert_eq!(
+        total(search(&s, "domestic", &[("postcode", "ts25 3jh")])),
+        count(&|r| r["POSTCODE"] == "TS25 3JH")
+    );
+    assert_eq!(
+        total(search(&s, "domestic", &[("council[]", "hartlepool")])),
+        1624
+    );
+    assert_eq!(
+        total(search(&s, "domestic", &[("constituency[]", "Hartlepool")])),
+        1624
+    );
     let uprn = all[3]["UPRN"].clone();
     let r = search(&s, "domestic", &[("uprn", uprn.as_str())]);
     assert_eq!(total(r), count(&|r| r["UPRN"] == uprn));
@@ -178,19 +254,41 @@ fn band_and_other_filters() {
     // Non-domestic: A+ is a band too.
     let nd = rows(NON_DOMESTIC);
     let r = search(&s, "non-domestic", &[("eff_rating[]", "A+")]);
-    assert_eq!(total(r), nd.iter().filter(|r| r["ASSET_RATING_BAND"] == "A+").count() as u64);
+    assert_eq!(
+        total(r),
+        nd.iter().filter(|r| r["ASSET_RATING_BAND"] == "A+").count() as u64
+    );
 }
 
 #[test]
 fn no_results_is_a_404() {
     let s = start(config());
-    let r = search(&s, "domestic", &[("date_start", "2020-01-01"), ("date_end", "2020-01-31")]);
+    let r = search(
+        &s,
+        "domestic",
+        &[("date_start", "2020-01-01"), ("date_end", "2020-01-31")],
+    );
     assert_eq!(r.status, 404);
-    assert_eq!(r.json(), json!({"error": "No certificates could be found for that query"}));
+    assert_eq!(
+        r.json(),
+        json!({"error": "No certificates could be found for that query"})
+    );
     // April 2021 is empty in the synthetic non-domestic data.
-    let r = search(&s, "non-domestic", &[("date_start", "2021-04-01"), ("date_end", "2021-04-30")]);
+    let r = search(
+        &s,
+        "non-domestic",
+        &[("date_start", "2021-04-01"), ("date_end", "2021-04-30")],
+    );
     assert_eq!(r.status, 404);
-    let r = search(&s, "domestic", &[("date_start", "2021-01-01"), ("date_end", "2021-01-31"), ("eff_rating[]", "A")]);
+    let r = search(
+        &s,
+        "domestic",
+        &[
+            ("date_start", "2021-01-01"),
+            ("date_end", "2021-01-31"),
+            ("eff_rating[]", "A"),
+        ],
+    );
     assert_eq!(r.status, 404);
 }
 
@@ -200,20 +298,74 @@ fn bad_requests_are_400s_with_the_services_messages() {
     cfg.today = Some(Date::new(2021, 8, 6).unwrap());
     let s = start(cfg);
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[], "The search query was invalid - please provide a valid date range or search parameter"),
-        (&[("date_start", "2021-01-01")], "The search query was invalid - please provide a valid date range or search parameter"),
-        (&[("date_start", "2021-02-01"), ("date_end", "2021-01-01")], "The search query was invalid - please provide a valid date range"),
-        (&[("date_start", "2021-02-01"), ("date_end", "2021-02-30")], "The search query was invalid - please provide a valid date range"),
-        (&[("date_start", "2021-08-01"), ("date_end", "2021-08-06")], "The search query was invalid - the date cannot include today"),
-        (&[("date_start", "2021-08-01"), ("date_end", "2021-09-30")], "The search query was invalid - the date cannot include today"),
-        (&[("date_start", "2021-01-01"), ("date_end", "2021-01-31"), ("page_size", "0")], "The search query was invalid - provide valid page_size between 1 and 5000"),
-        (&[("date_start", "2021-01-01"), ("date_end", "2021-01-31"), ("page_size", "5001")], "The search query was invalid - provide valid page_size between 1 and 5000"),
-        (&[("date_start", "2021-01-01"), ("date_end", "2021-01-31"), ("page_size", "ten")], "The search query was invalid - provide valid page_size between 1 and 5000"),
-        (&[("uprn", "0")], "The search query was invalid - the uprn should be an integer greater than 0"),
-        (&[("uprn", "abc")], "The search query was invalid - the uprn should be an integer greater than 0"),
-        (&[("council[]", "Atlantis")], "The search query was invalid - provide valid council name(s)"),
-        (&[("constituency[]", "Atlantis")], "The search query was invalid - provide valid constituency name(s)"),
-        (&[("postcode", "!!")], "The search query was invalid - please provide a valid postcode"),
+        (
+            &[],
+            "The search query was invalid - please provide a valid date range or search parameter",
+        ),
+        (
+            &[("date_start", "2021-01-01")],
+            "The search query was invalid - please provide a valid date range or search parameter",
+        ),
+        (
+            &[("date_start", "2021-02-01"), ("date_end", "2021-01-01")],
+            "The search query was invalid - please provide a valid date range",
+        ),
+        (
+            &[("date_start", "2021-02-01"), ("date_end", "2021-02-30")],
+            "The search query was invalid - please provide a valid date range",
+        ),
+        (
+            &[("date_start", "2021-08-01"), ("date_end", "2021-08-06")],
+            "The search query was invalid - the date cannot include today",
+        ),
+        (
+            &[("date_start", "2021-08-01"), ("date_end", "2021-09-30")],
+            "The search query was invalid - the date cannot include today",
+        ),
+        (
+            &[
+                ("date_start", "2021-01-01"),
+                ("date_end", "2021-01-31"),
+                ("page_size", "0"),
+            ],
+            "The search query was invalid - provide valid page_size between 1 and 5000",
+        ),
+        (
+            &[
+                ("date_start", "2021-01-01"),
+                ("date_end", "2021-01-31"),
+                ("page_size", "5001"),
+            ],
+            "The search query was invalid - provide valid page_size between 1 and 5000",
+        ),
+        (
+            &[
+                ("date_start", "2021-01-01"),
+                ("date_end", "2021-01-31"),
+                ("page_size", "ten"),
+            ],
+            "The search query was invalid - provide valid page_size between 1 and 5000",
+        ),
+        (
+            &[("uprn", "0")],
+            "The search query was invalid - the uprn should be an integer greater than 0",
+        ),
+        (
+            &[("uprn", "abc")],
+            "The search query was invalid - the uprn should be an integer greater than 0",
+        ),
+        (
+            &[("council[]", "Atlantis")],
+            "The search query was invalid - provide valid council name(s)",
+        ),
+        (
+            &[("constituency[]", "Atlantis")],
+            "The search query was invalid - provide valid constituency name(s)",
+        ),
+        (
+            &[("postcode", "!!")],
+            "The search query was invalid - please provide a valid postcode",
+        ),
     ];
     for (query, message) in cases {
         let r = search(&s, "domestic", query);
@@ -221,7 +373,11 @@ fn bad_requests_are_400s_with_the_services_messages() {
         assert_eq!(error_of(&r), *message, "{query:?}");
     }
     // The day before "today" is fine.
-    let r = search(&s, "domestic", &[("date_start", "2021-08-01"), ("date_end", "2021-08-05")]);
+    let r = search(
+        &s,
+        "domestic",
+        &[("date_start", "2021-08-01"), ("date_end", "2021-08-05")],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -234,7 +390,10 @@ fn rows_registered_today_are_not_served_yet() {
     let r = search(&s, "domestic", &[("council[]", "Hartlepool")]);
     let body = r.json();
     let served = body["pagination"]["totalRecords"].as_u64().unwrap();
-    let before = rows(DOMESTIC).iter().filter(|r| r["LODGEMENT_DATE"].as_str() < "2021-08-06").count() as u64;
+    let before = rows(DOMESTIC)
+        .iter()
+        .filter(|r| r["LODGEMENT_DATE"].as_str() < "2021-08-06")
+        .count() as u64;
     assert_eq!(served, before);
     assert!(served < 1624);
 }
@@ -243,19 +402,40 @@ fn rows_registered_today_are_not_served_yet() {
 fn auth_is_a_403_with_the_services_body() {
     let s = start(config());
     let q = [("date_start", "2021-01-01"), ("date_end", "2021-01-31")];
-    let forbidden = json!({"errors": [{"code": "UNAUTHORISED", "title": "You are not authenticated"}]});
-    for auth in [Auth::None, Auth::Bearer("wrong"), Auth::Basic(EMAIL, API_KEY)] {
+    let forbidden =
+        json!({"errors": [{"code": "UNAUTHORISED", "title": "You are not authenticated"}]});
+    for auth in [
+        Auth::None,
+        Auth::Bearer("wrong"),
+        Auth::Basic(EMAIL, API_KEY),
+    ] {
         let r = s.get("/api/domestic/search", auth, &q, None);
         assert_eq!(r.status, 403);
         assert_eq!(r.json(), forbidden);
     }
-    let r = s.get("/api/certificate", Auth::Bearer("wrong"), &[("certificate_number", "0000-0000-0000-0000-0000")], None);
+    let r = s.get(
+        "/api/certificate",
+        Auth::Bearer("wrong"),
+        &[("certificate_number", "0000-0000-0000-0000-0000")],
+        None,
+    );
     assert_eq!(r.status, 403);
 
     // Without a configured token any non-empty one is accepted, none still is not.
-    let open = start(Config { token: None, ..config() });
-    assert_eq!(open.get("/api/domestic/search", Auth::Bearer("anything"), &q, None).status, 200);
-    assert_eq!(open.get("/api/domestic/search", Auth::None, &q, None).status, 403);
+    let open = start(Config {
+        token: None,
+        ..config()
+    });
+    assert_eq!(
+        open.get("/api/domestic/search", Auth::Bearer("anything"), &q, None)
+            .status,
+        200
+    );
+    assert_eq!(
+        open.get("/api/domestic/search", Auth::None, &q, None)
+            .status,
+        403
+    );
 }
 
 #[test]
@@ -279,7 +459,13 @@ fn page_through(s: &Server, window: &[(&str, &str)], page_size: usize) -> Vec<St
         q.push(("page_size", &size));
         q.push(("current_page", &current));
         let body = search(s, "domestic", &q).json();
-        seen.extend(body["data"].as_array().unwrap().iter().map(|r| r["certificateNumber"].as_str().unwrap().to_owned()));
+        seen.extend(
+            body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["certificateNumber"].as_str().unwrap().to_owned()),
+        );
         match body["pagination"]["nextPage"].as_u64() {
             Some(next) => page = next as usize,
             None => return seen,
@@ -305,7 +491,10 @@ fn ordering_is_unstable_across_pages_and_complete_within_one() {
     let first = page_through(&s, &window, 10);
     let second = page_through(&s, &window, 10);
     assert_eq!(first.len() as u64, count);
-    assert_ne!(first, second, "the order of tied rows must change between requests");
+    assert_ne!(
+        first, second,
+        "the order of tied rows must change between requests"
+    );
     let unique = |v: &[String]| v.iter().collect::<BTreeSet<_>>().len() as u64;
     assert!(
         unique(&first) < count || unique(&second) < count,
@@ -319,21 +508,35 @@ fn ordering_is_unstable_across_pages_and_complete_within_one() {
     let mut orders = BTreeSet::new();
     for _ in 0..5 {
         let body = search(&s, "domestic", &q).json();
-        let numbers: Vec<String> = body["data"].as_array().unwrap().iter().map(|r| r["certificateNumber"].as_str().unwrap().to_owned()).collect();
+        let numbers: Vec<String> = body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["certificateNumber"].as_str().unwrap().to_owned())
+            .collect();
         assert_eq!(unique(&numbers), count);
         orders.insert(numbers.clone());
         sets.insert(numbers.into_iter().collect::<BTreeSet<_>>());
     }
     assert_eq!(sets.len(), 1);
-    assert!(orders.len() > 1, "even a single page comes back in varying order");
+    assert!(
+        orders.len() > 1,
+        "even a single page comes back in varying order"
+    );
 }
 
 #[test]
 fn the_same_seed_gives_the_same_orders() {
-    let window = [("date_start", "2021-02-01"), ("date_end", "2021-02-10"), ("page_size", "7")];
+    let window = [
+        ("date_start", "2021-02-01"),
+        ("date_end", "2021-02-10"),
+        ("page_size", "7"),
+    ];
     let order = || {
         let s = start(config());
-        (0..3).map(|_| search(&s, "domestic", &window).body).collect::<Vec<_>>()
+        (0..3)
+            .map(|_| search(&s, "domestic", &window).body)
+            .collect::<Vec<_>>()
     };
     assert_eq!(order(), order());
 }

@@ -16,11 +16,15 @@ pub const NON_DOMESTIC: &str = "non-domestic-synthetic.csv";
 pub const DISPLAY: &str = "display-synthetic.csv";
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/odc").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/odc")
+        .join(name)
 }
 
 pub fn all_fixtures() -> Vec<DataFile> {
-    [DOMESTIC, NON_DOMESTIC, DISPLAY].map(|f| DataFile::Path(fixture(f))).to_vec()
+    [DOMESTIC, NON_DOMESTIC, DISPLAY]
+        .map(|f| DataFile::Path(fixture(f)))
+        .to_vec()
 }
 
 /// Rows of a fixture as (column → value) maps, read independently of the emulator.
@@ -28,7 +32,13 @@ pub fn rows(name: &str) -> Vec<std::collections::HashMap<String, String>> {
     let mut r = csv::Reader::from_path(fixture(name)).unwrap();
     let header: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
     r.records()
-        .map(|rec| header.iter().cloned().zip(rec.unwrap().iter().map(str::to_owned)).collect())
+        .map(|rec| {
+            header
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(str::to_owned))
+                .collect()
+        })
         .collect()
 }
 
@@ -60,8 +70,16 @@ pub fn start(config: Config) -> Server {
     let running = runtime
         .block_on(emulator.start("127.0.0.1:0".parse().unwrap()))
         .expect("start");
-    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    Server { url: running.url(), runtime, running: Some(running), agent }
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    Server {
+        url: running.url(),
+        runtime,
+        running: Some(running),
+        agent,
+    }
 }
 
 impl Drop for Server {
@@ -81,10 +99,14 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -99,7 +121,13 @@ impl Server {
         self.running.as_ref().unwrap()
     }
 
-    pub fn get(&self, path: &str, auth: Auth, query: &[(&str, &str)], accept: Option<&str>) -> Resp {
+    pub fn get(
+        &self,
+        path: &str,
+        auth: Auth,
+        query: &[(&str, &str)],
+        accept: Option<&str>,
+    ) -> Resp {
         let mut req = self.agent.get(format!("{}{path}", self.url));
         for (k, v) in query {
             req = req.query(*k, *v);
@@ -123,8 +151,17 @@ impl Server {
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect();
         let status = resp.status().as_u16();
-        let body = resp.body_mut().with_config().limit(200 << 20).read_to_string().unwrap();
-        Resp { status, headers, body }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(200 << 20)
+            .read_to_string()
+            .unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// A GEPBD request with the right token.
