@@ -1,0 +1,136 @@
+//! Component `gzip-land`: the landing store's only writer.
+//!
+//! A thin shell over the [`landing`] protocol: it opens the store named by
+//! configuration and converts between the WIT records and the library.
+
+wit_bindgen::generate!({
+    world: "dame:gzip-land/gzip-land",
+    path: ["../../wit", "wit"],
+    with: {
+        "dame:epc/types@0.1.0": epc_bindings::types,
+        "wasi:config/store@0.2.0-draft-2024-09-27": epc_bindings::config_store,
+    },
+});
+
+use epc_bindings::{config, types};
+use epc_model::{Dataset, LoadMarker, Month, MonthState as State, MonthStatus as Status};
+use exports::dame::epc::landing::{Guest, LoadRecord, MonthState, MonthStatus, PageInfo, Part};
+use landing::{FsStore, Landing, LandingError};
+
+struct GzipLand;
+
+fn error(e: LandingError) -> types::Error {
+    match e {
+        LandingError::Conflict(m) => types::Error::Conflict(m),
+        LandingError::Invalid(m) => types::Error::InvalidInput(m),
+        LandingError::Damaged(m) => types::Error::Storage(m),
+        LandingError::Store(s) => types::Error::Storage(s.to_string()),
+    }
+}
+
+/// The store named by the `landing` setting.
+fn landing() -> Result<Landing<FsStore>, types::Error> {
+    let Some(target) = config("landing")? else {
+        return Err(types::Error::InvalidInput(
+            "no landing store configured: set `landing` to a folder or gs://BUCKET".into(),
+        ));
+    };
+    if target.starts_with("gs://") {
+        return Err(types::Error::NotAvailable(format!(
+            "landing in Google Cloud Storage ({target}) is not available in this build; land in a folder"
+        )));
+    }
+    Ok(Landing::new(FsStore::new(target)))
+}
+
+fn month(m: types::Month) -> Result<Month, types::Error> {
+    Ok(m.try_into()?)
+}
+
+fn state(s: State) -> MonthState {
+    MonthState {
+        dataset: s.dataset.into(),
+        month: s.month.into(),
+        status: match s.status {
+            Status::Empty => MonthStatus::Empty,
+            Status::Partial => MonthStatus::Partial,
+            Status::Landed => MonthStatus::Landed,
+            Status::NoData => MonthStatus::NoData,
+            Status::Failed => MonthStatus::Failed,
+            Status::Loaded => MonthStatus::Loaded,
+        },
+        source: s.source.map(Into::into),
+        parts: s.parts,
+        rows: s.rows,
+        bytes: s.bytes,
+        reported: s.reported,
+        resume_cursor: s.resume_cursor,
+        error: s.error,
+        load: s.load.map(|l| LoadRecord { job_id: l.job_id, rows: l.rows, loaded_at: l.loaded_at }),
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T, LandingError>>) -> Result<T, types::Error> {
+    wstd::runtime::block_on(f).map_err(error)
+}
+
+impl Guest for GzipLand {
+    fn open_month(source: types::Source, dataset: types::Dataset, m: types::Month) -> Result<MonthState, types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        block_on(l.open_month(source.into(), dataset.into(), m)).map(state)
+    }
+
+    fn land_page(
+        dataset: types::Dataset,
+        m: types::Month,
+        number: u32,
+        records: Vec<types::Certificate>,
+        info: PageInfo,
+    ) -> Result<Part, types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        let records: Vec<epc_model::Certificate> = records.into_iter().map(Into::into).collect();
+        let page = landing::PageInfo {
+            next_cursor: info.next_cursor,
+            reported: info.reported,
+            requests: info.stats.requests,
+            retries: info.stats.retries,
+            fetched_bytes: info.stats.bytes,
+        };
+        let ds: Dataset = dataset.into();
+        let c = block_on(l.land_page(info.source.into(), ds, m, number, &records, page))?;
+        Ok(Part { number: c.part, object: c.object, rows: c.rows, bytes: c.bytes })
+    }
+
+    fn finish_month(source: types::Source, dataset: types::Dataset, m: types::Month) -> Result<MonthState, types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        block_on(l.finish_month(source.into(), dataset.into(), m)).map(state)
+    }
+
+    fn fail_month(dataset: types::Dataset, m: types::Month, reason: String) -> Result<(), types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        block_on(l.fail_month(dataset.into(), m, &reason))
+    }
+
+    fn record_load(dataset: types::Dataset, m: types::Month, load: LoadRecord) -> Result<(), types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        let marker = LoadMarker { job_id: load.job_id, rows: load.rows, loaded_at: load.loaded_at };
+        block_on(l.record_load(dataset.into(), m, &marker))
+    }
+
+    fn read_month(dataset: types::Dataset, m: types::Month) -> Result<MonthState, types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        block_on(l.read_month(dataset.into(), m)).map(state)
+    }
+
+    fn list_months() -> Result<Vec<MonthState>, types::Error> {
+        let l = landing()?;
+        block_on(l.list_months()).map(|v| v.into_iter().map(state).collect())
+    }
+
+    fn reset_month(dataset: types::Dataset, m: types::Month) -> Result<u32, types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        block_on(l.reset_month(dataset.into(), m))
+    }
+}
+
+export!(GzipLand);
