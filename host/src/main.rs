@@ -1,1 +1,64 @@
-fn main() {}
+//! `dame`: runs the dame-epc components on a laptop, in CI and in tests.
+//!
+//! The binary is thin: commands parse and check their flags, then hand the
+//! work to the very components Spin runs in production (embedded in this
+//! binary), composed as `spin.toml` says.
+
+mod app;
+mod bindings;
+mod commands;
+mod components;
+mod config_store;
+mod events;
+mod manifest;
+mod outbound;
+mod runtime;
+mod schedule;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "dame", version, about = "Keeps a warehouse copy of the England and Wales EPC open data current")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch certificates month by month and land them as gzipped NDJSON.
+    Run(commands::run::Args),
+    /// Show what is landed, per kind and month.
+    Status(commands::status::Args),
+    /// Forget a month's checkpoints and data so the next run fetches it again.
+    Reset(commands::reset::Args),
+    /// Serve the EPC APIs (GEPBD and ODC) locally from CSV files.
+    Emulate(commands::emulate::Args),
+    /// Run the whole pipeline against a local emulator with sample data.
+    Demo(commands::demo::Args),
+    /// Print the next times the daily run acts, in UTC and London time.
+    Schedule(commands::schedule::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(a) => commands::run::main(a).await,
+            Command::Status(a) => commands::status::main(a).await,
+            Command::Reset(a) => commands::reset::main(a).await,
+            Command::Emulate(a) => commands::emulate::main(a).await,
+            Command::Demo(a) => commands::demo::main(a).await,
+            Command::Schedule(a) => commands::schedule::main(a),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dame: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -68,12 +68,16 @@ impl Guest for FetchPage {
             let client = Client::new(WasiTransport::default());
             let page = epc_source::fetch_page(&client, &credentials, &page_request).await.map_err(error)?;
             let (requests, retries, bytes) = client.counters().snapshot();
+            let mut warnings = page.warnings;
+            if let Some(reasons) = client.counters().retry_reasons() {
+                warnings.push(format!("retried {retries} request(s): {reasons}"));
+            }
             Ok(Page {
                 certificates: page.certificates.into_iter().map(Into::into).collect(),
                 next_cursor: page.next_cursor,
                 reported: page.reported,
                 stats: types::Counters { requests: requests as u32, retries: retries as u32, bytes },
-                warnings: page.warnings,
+                warnings,
             })
         })
     }

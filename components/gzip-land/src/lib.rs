@@ -22,18 +22,24 @@ struct GzipLand;
 fn error(e: LandingError) -> types::Error {
     match e {
         LandingError::Conflict(m) => types::Error::Conflict(m),
-        LandingError::Invalid(m) => types::Error::InvalidInput(m),
+        // The month's state and the request disagree: this month needs a
+        // person (or a reset), the others can go on.
+        LandingError::Invalid(m) => types::Error::Storage(m),
         LandingError::Damaged(m) => types::Error::Storage(m),
         LandingError::Store(s) => types::Error::Storage(s.to_string()),
     }
 }
 
-/// The store named by the `landing` setting.
+/// The store named by the `landing` setting, or else by `bucket`.
 fn landing() -> Result<Landing<FsStore>, types::Error> {
-    let Some(target) = config("landing")? else {
-        return Err(types::Error::InvalidInput(
-            "no landing store configured: set `landing` to a folder or gs://BUCKET".into(),
-        ));
+    let target = match (config("landing")?, config("bucket")?) {
+        (Some(landing), _) => landing,
+        (None, Some(bucket)) => format!("gs://{bucket}"),
+        (None, None) => {
+            return Err(types::Error::InvalidInput(
+                "no landing store configured: set `landing` to a folder or gs://BUCKET (or set `bucket`)".into(),
+            ));
+        }
     };
     if target.starts_with("gs://") {
         return Err(types::Error::NotAvailable(format!(

@@ -177,10 +177,17 @@ pub(crate) async fn fetch_page<T: Transport>(
         page_size: request.page_size,
         warnings: Vec::new(),
     };
+    // A page gathers windows (days, or bands of a day) until it holds
+    // MAX_RECORDS_PER_PART certificates or the month ends, so small days
+    // share an object and big ones are cut at the limit.
+    let mut certificates = Vec::new();
     let mut reported = 0;
     loop {
         if cursor.day > last {
-            return Ok(Page { certificates: vec![], next_cursor: None, reported, warnings: reader.warnings });
+            return Ok(Page { certificates, next_cursor: None, reported, warnings: reader.warnings });
+        }
+        if certificates.len() >= MAX_RECORDS_PER_PART {
+            return Ok(Page { certificates, next_cursor: Some(cursor.encode()), reported, warnings: reader.warnings });
         }
         let window = match cursor.window {
             Window::Day => match reader.single_page(cursor.day).await? {
@@ -201,25 +208,25 @@ pub(crate) async fn fetch_page<T: Transport>(
             }
         };
         let pending: Vec<&Summary> = match &cursor.after {
-            Some(after) => window.rows.range::<str, _>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded)).map(|(_, s)| s).collect(),
+            Some(after) => window
+                .rows
+                .range::<str, _>((std::ops::Bound::Excluded(after.as_str()), std::ops::Bound::Unbounded))
+                .map(|(_, s)| s)
+                .collect(),
             None => window.rows.values().collect(),
         };
-        if pending.is_empty() {
+        let room = MAX_RECORDS_PER_PART - certificates.len();
+        let chunk = &pending[..pending.len().min(room)];
+        if !chunk.is_empty() {
+            certificates.extend(reader.documents(chunk, cursor.day).await?);
+        }
+        if chunk.len() == pending.len() {
             reported += window.total;
             cursor = cursor.after_window(window.total);
-            continue;
-        }
-        let chunk = &pending[..pending.len().min(MAX_RECORDS_PER_PART)];
-        let certificates = reader.documents(chunk, cursor.day).await?;
-        let last_id = chunk.last().expect("chunk is not empty").certificate_number.clone();
-        let next = if chunk.len() == pending.len() {
-            reported += window.total;
-            cursor.after_window(window.total)
         } else {
-            Cursor { after: Some(last_id), ..cursor.clone() }
-        };
-        let next_cursor = if next.day > last { None } else { Some(next.encode()) };
-        return Ok(Page { certificates, next_cursor, reported, warnings: reader.warnings });
+            let last_id = chunk.last().expect("room is never zero here").certificate_number.clone();
+            cursor = Cursor { after: Some(last_id), ..cursor };
+        }
     }
 }
 

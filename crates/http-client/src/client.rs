@@ -24,6 +24,8 @@ pub struct Counters {
     requests: AtomicU64,
     retries: AtomicU64,
     bytes: AtomicU64,
+    /// Why requests were retried, by short reason, for the run's report.
+    reasons: std::sync::Mutex<std::collections::BTreeMap<String, u32>>,
 }
 
 impl Counters {
@@ -34,6 +36,24 @@ impl Counters {
             self.retries.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),
         )
+    }
+
+    /// "3 × HTTP 429, 1 × connection reset"-style summary of retry reasons,
+    /// or `None` when nothing was retried.
+    pub fn retry_reasons(&self) -> Option<String> {
+        let reasons = self.reasons.lock().ok()?;
+        if reasons.is_empty() {
+            return None;
+        }
+        Some(reasons.iter().map(|(r, n)| format!("{n} × {r}")).collect::<Vec<_>>().join(", "))
+    }
+
+    fn note_retry(&self, reason: &str) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut r) = self.reasons.lock() {
+            let short: String = reason.chars().take(80).collect();
+            *r.entry(short).or_default() += 1;
+        }
     }
 }
 
@@ -84,7 +104,7 @@ impl<T: Transport> Client<T> {
                     if !is_retryable(response.status) {
                         return Ok(response);
                     }
-                    let why = format!("HTTP {} {}", response.status, response.snippet());
+                    let why = format!("HTTP {}", response.status);
                     (why, parse_retry_after(response.header("retry-after")))
                 }
                 Err(TransportError::Connection(e)) => (e, None),
@@ -95,7 +115,7 @@ impl<T: Transport> Client<T> {
             if attempt >= self.policy.max_attempts {
                 return Err(Error::Unavailable { method, url: redact_url(&request.url), attempts: attempt, last });
             }
-            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            self.counters.note_retry(&last);
             let wait = self.policy.delay(attempt, retry_after, self.transport.random());
             self.transport.sleep(wait).await;
         }

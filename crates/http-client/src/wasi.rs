@@ -1,14 +1,28 @@
-//! The transport inside a component: wasi-http through `wstd`.
+//! The transport inside a component: wasi-http, driven by `wstd`'s reactor
+//! so that several requests can be in flight at once.
+//!
+//! It speaks to `wasi:http` directly rather than through `wstd`'s client
+//! for one reason: a request without a body must not open one. `wstd`
+//! always opens and writes the outgoing body, which (a) makes the host send
+//! `Transfer-Encoding: chunked` on every GET, which some API gateways
+//! refuse, and (b) races a fast response: the host may close the body
+//! before the zero-length write, and the request fails with "connection
+//! reset" though the server answered.
 
 use crate::{Method, Request, Response, Transport, TransportError};
 use std::time::Duration;
-use wstd::http::body::util::BodyExt;
-use wstd::http::{Body, Client};
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
+use wasip2::io::streams::StreamError;
+use wstd::io::{AsyncOutputStream, AsyncPollable};
 
 /// wasi-http with timeouts: a server that accepts and then stalls must not
 /// hang a run.
 pub struct WasiTransport {
-    client: Client,
+    connect_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl Default for WasiTransport {
@@ -19,47 +33,119 @@ impl Default for WasiTransport {
 
 impl WasiTransport {
     pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Self {
-        let mut client = Client::new();
-        client.set_connect_timeout(connect_timeout);
-        client.set_first_byte_timeout(read_timeout);
-        client.set_between_bytes_timeout(read_timeout);
-        Self { client }
+        Self { connect_timeout, read_timeout }
     }
+
+    fn options(&self) -> RequestOptions {
+        let o = RequestOptions::new();
+        let nanos = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+        // A host that does not support an option keeps its default.
+        let _ = o.set_connect_timeout(Some(nanos(self.connect_timeout)));
+        let _ = o.set_first_byte_timeout(Some(nanos(self.read_timeout)));
+        let _ = o.set_between_bytes_timeout(Some(nanos(self.read_timeout)));
+        o
+    }
+}
+
+fn refused(msg: impl Into<String>) -> TransportError {
+    TransportError::Refused(msg.into())
+}
+
+/// Splits `https://host:port/path?q` into scheme, authority and path.
+fn split_url(url: &str) -> Result<(Scheme, &str, &str), TransportError> {
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| refused(format!("invalid URL {url:?}")))?;
+    let scheme = match scheme {
+        "https" => Scheme::Https,
+        "http" => Scheme::Http,
+        other => return Err(refused(format!("unsupported scheme {other:?}"))),
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(refused(format!("no host in URL {url:?}")));
+    }
+    Ok((scheme, authority, path))
 }
 
 impl Transport for WasiTransport {
     async fn send(&self, request: &Request, max_body: usize) -> Result<Response, TransportError> {
-        let method = match request.method {
-            Method::Get => wstd::http::Method::GET,
-            Method::Post => wstd::http::Method::POST,
-            Method::Put => wstd::http::Method::PUT,
-            Method::Patch => wstd::http::Method::PATCH,
-            Method::Delete => wstd::http::Method::DELETE,
-        };
-        let mut builder = wstd::http::Request::builder().method(method).uri(&request.url);
-        for (k, v) in &request.headers {
-            builder = builder.header(k, v);
+        let (scheme, authority, path) = split_url(&request.url)?;
+        let mut headers: Vec<(String, Vec<u8>)> =
+            request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes())).collect();
+        if !request.body.is_empty() {
+            headers.push(("content-length".into(), request.body.len().to_string().into_bytes()));
         }
-        let body = if request.body.is_empty() { Body::empty() } else { Body::from(request.body.clone()) };
-        let req = builder.body(body).map_err(|e| TransportError::Refused(format!("bad request: {e}")))?;
-        let response = self.client.send(req).await.map_err(classify)?;
-        let status = response.status().as_u16();
+        let fields = Fields::from_list(&headers).map_err(|e| refused(format!("bad request header: {e:?}")))?;
+        let req = OutgoingRequest::new(fields);
+        let method = match request.method {
+            Method::Get => WasiMethod::Get,
+            Method::Post => WasiMethod::Post,
+            Method::Put => WasiMethod::Put,
+            Method::Patch => WasiMethod::Patch,
+            Method::Delete => WasiMethod::Delete,
+        };
+        req.set_method(&method).map_err(|()| refused("bad method"))?;
+        req.set_scheme(Some(&scheme)).map_err(|()| refused("bad scheme"))?;
+        req.set_authority(Some(authority)).map_err(|()| refused(format!("bad host {authority:?}")))?;
+        req.set_path_with_query(Some(path)).map_err(|()| refused(format!("bad path {path:?}")))?;
+        // Only a request with content opens a body (see the module docs).
+        let body = if request.body.is_empty() { None } else { Some(req.body().map_err(|()| refused("no body"))?) };
+
+        let pending = outgoing_handler::handle(req, Some(self.options())).map_err(classify)?;
+        let send_body = async {
+            if let Some(body) = body {
+                let stream = AsyncOutputStream::new(body.write().map_err(|()| refused("body already taken"))?);
+                stream
+                    .write_all(&request.body)
+                    .await
+                    .map_err(|e| TransportError::Connection(format!("sending the request body: {e}")))?;
+                drop(stream);
+                OutgoingBody::finish(body, None).map_err(classify)?;
+            }
+            Ok::<(), TransportError>(())
+        };
+        let receive = async {
+            AsyncPollable::new(pending.subscribe()).wait_for().await;
+            match pending.get() {
+                Some(Ok(Ok(response))) => Ok(response),
+                Some(Ok(Err(code))) => Err(classify(code)),
+                Some(Err(())) | None => Err(TransportError::Connection("the response was lost".into())),
+            }
+        };
+        let ((), response) = futures::future::try_join(send_body, receive).await?;
+
+        let status = response.status();
         let headers = response
             .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
             .collect();
-        let mut incoming = response.into_body().into_boxed_body();
+        let incoming = response.consume().map_err(|()| TransportError::Connection("no response body".into()))?;
+        let stream = incoming.stream().map_err(|()| TransportError::Connection("no response body stream".into()))?;
         let mut body = Vec::new();
-        while let Some(frame) = incoming.frame().await {
-            let frame = frame.map_err(|e| TransportError::Connection(format!("reading the response: {e:#}")))?;
-            if let Ok(data) = frame.into_data() {
-                if body.len() + data.len() > max_body {
-                    return Err(TransportError::TooLarge { limit: max_body });
+        {
+            let ready = AsyncPollable::new(stream.subscribe());
+            loop {
+                match stream.read(256 * 1024) {
+                    Ok(chunk) if chunk.is_empty() => ready.wait_for().await,
+                    Ok(chunk) => {
+                        if body.len() + chunk.len() > max_body {
+                            return Err(TransportError::TooLarge { limit: max_body });
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Err(StreamError::Closed) => break,
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        return Err(TransportError::Connection(format!("reading the response: {}", e.to_debug_string())));
+                    }
                 }
-                body.extend_from_slice(&data);
             }
         }
+        drop(stream);
+        drop(incoming);
         Ok(Response { status, headers, body })
     }
 
@@ -68,23 +154,19 @@ impl Transport for WasiTransport {
     }
 
     fn random(&self) -> u64 {
-        let mut b = [0u8; 8];
-        wstd::rand::get_insecure_random_bytes(&mut b);
-        u64::from_le_bytes(b)
+        wasip2::random::insecure::get_insecure_random_u64()
     }
 }
 
 /// Sorts wasi-http's errors into worth-retrying or not. The host refusing a
 /// destination (outside `allowed_outbound_hosts`) is final; everything about
 /// connections and timeouts is not.
-fn classify(e: wstd::http::Error) -> TransportError {
-    let text = format!("{e:#}");
-    let code = e.downcast_ref::<wstd::http::ErrorCode>();
+fn classify(code: ErrorCode) -> TransportError {
     match code {
-        Some(wstd::http::ErrorCode::HttpRequestDenied) => {
-            TransportError::Refused(format!("the host refused this destination ({text}); check allowed_outbound_hosts"))
+        ErrorCode::HttpRequestDenied => {
+            refused("the host refused this destination; check allowed_outbound_hosts (and use https)")
         }
-        Some(wstd::http::ErrorCode::HttpRequestUriInvalid) => TransportError::Refused(format!("invalid URL: {text}")),
-        _ => TransportError::Connection(text),
+        ErrorCode::HttpRequestUriInvalid => refused("invalid URL"),
+        other => TransportError::Connection(format!("{other:?}")),
     }
 }

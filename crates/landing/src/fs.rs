@@ -11,12 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// object under its real name.
 pub struct FsStore {
     root: PathBuf,
+    /// Makes temporary names unique across writers sharing the folder
+    /// (there is no process id inside a component).
+    nonce: u64,
     counter: AtomicU64,
 }
 
 impl FsStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), counter: AtomicU64::new(0) }
+        use std::hash::{BuildHasher, Hasher};
+        let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        Self { root: root.into(), nonce, counter: AtomicU64::new(0) }
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
@@ -30,7 +35,7 @@ impl FsStore {
         std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
-        let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+        let tmp = dir.join(format!(".{name}.tmp-{:016x}-{n}", self.nonce));
         let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
         f.write_all(bytes).map_err(|e| io("writing", &tmp, e))?;
         f.sync_all().map_err(|e| io("syncing", &tmp, e))?;

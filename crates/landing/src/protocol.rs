@@ -175,16 +175,13 @@ impl<S: ObjectStore> Landing<S> {
         Ok(checkpoint)
     }
 
-    /// Marks the month complete once every part has landed.
+    /// Marks the month complete once every part has landed. The caller
+    /// knows the month is read to its end (the source said so); the last
+    /// checkpoint may still hold a cursor when the days after it were empty.
     pub async fn finish_month(&self, source: Source, dataset: Dataset, month: Month) -> Result<MonthState, LandingError> {
         let state = self.read_month(dataset, month).await?;
         if state.is_complete() {
             return Ok(state);
-        }
-        if state.parts > 0 && !state.fetched_to_end {
-            return Err(LandingError::Invalid(format!(
-                "{dataset} {month} is not fetched to its end yet (the last checkpoint has a next cursor)"
-            )));
         }
         let done = DoneMarker {
             source: state.source.unwrap_or(source),

@@ -1,0 +1,77 @@
+use crate::app::{App, Job, LandingTarget, Secrets};
+use crate::events::{self, Display};
+use anyhow::{Result, bail};
+use epc_model::{Source, parse_kinds};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which EPC API: gepbd (live) or odc (retired in 2026).
+    #[arg(long, default_value = "gepbd")]
+    pub source: String,
+    /// The API's base URL (default: the source's public URL).
+    #[arg(long)]
+    pub api_url: Option<String>,
+    /// Kinds, comma-separated: domestic, non-domestic, display.
+    #[arg(long, default_value = "domestic,non-domestic")]
+    pub kind: String,
+    /// First month, YYYY-MM (default: the previous calendar month, London).
+    #[arg(long)]
+    pub start_month: Option<String>,
+    /// Last month, YYYY-MM.
+    #[arg(long)]
+    pub end_month: Option<String>,
+    /// Landing folder, or gs://BUCKET[/PREFIX].
+    #[arg(long, default_value = "./data")]
+    pub landing: String,
+    /// Rows per search request, 1-5000.
+    #[arg(long, default_value_t = 5000)]
+    pub page_size: u32,
+    /// Log lines as JSON (as the component writes them) instead of progress.
+    #[arg(long)]
+    pub json_log: bool,
+    /// A Spin manifest to run instead of the built-in spin.toml.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+}
+
+/// Checks every flag before anything runs, so bad input stops with one line
+/// that names the problem and the fix, and nothing is written.
+pub fn job(a: &Args, secrets: Secrets) -> Result<Job> {
+    let source: Source = a.source.parse()?;
+    let kinds = parse_kinds(&a.kind)?;
+    let range = super::months(a.start_month.as_deref(), a.end_month.as_deref(), super::london_today())?;
+    let api_url = a.api_url.clone().unwrap_or_else(|| source.default_url().to_string());
+    if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+        bail!("--api-url '{api_url}' is not an http(s) URL, e.g. {}", source.default_url());
+    }
+    if !(1..=5000).contains(&a.page_size) {
+        bail!("--page-size {} is out of range: use 1 to 5000", a.page_size);
+    }
+    secrets.check(source)?;
+    Ok(Job { source, api_url, kinds, range, landing: LandingTarget::parse(&a.landing)?, page_size: a.page_size, secrets })
+}
+
+pub async fn main(a: Args) -> Result<ExitCode> {
+    let job = job(&a, Secrets::from_env())?;
+    let app = App::new(a.manifest.as_deref())?;
+    execute(&app, &job, if a.json_log { Display::Json } else { Display::Human }).await
+}
+
+/// Runs a job and prints its summary; the exit code says how it went.
+pub async fn execute(app: &App, job: &Job, display: Display) -> Result<ExitCode> {
+    let (result, summary) = app.run(job, display).await?;
+    println!("{}", events::table(&summary));
+    match result {
+        Err(e) => {
+            eprintln!("dame: {e}");
+            Ok(ExitCode::from(2))
+        }
+        Ok(_) if summary.failed() > 0 => {
+            eprintln!("dame: {} month(s) failed; run the same command again to resume them", summary.failed());
+            Ok(ExitCode::from(1))
+        }
+        Ok(_) => Ok(ExitCode::SUCCESS),
+    }
+}

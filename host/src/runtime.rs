@@ -1,0 +1,273 @@
+//! Runs the components: one wasmtime engine, one store per component
+//! instance, and the composition Spin does with component dependencies —
+//! a component's import of `dame:epc/fetch-page` is served by the instance
+//! of the component the manifest names for it.
+//!
+//! Each instance gets its own WASI context, so capabilities stay explicit:
+//! the configuration values, the folders granted and the hosts it may reach
+//! are decided per instance by the caller (dependencies inherit their
+//! parent's, as `dependencies_inherit_configuration` says in Spin).
+
+use crate::config_store;
+use crate::outbound::{AllowList, Outbound};
+use anyhow::{Context, Result, anyhow, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Instance, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::cli::StdoutStream;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// `.context()` for wasmtime's own error type, giving an `anyhow` error.
+pub trait WasmtimeContext<T> {
+    fn ctx(self, context: impl std::fmt::Display + Send + Sync + 'static) -> Result<T>;
+}
+
+impl<T> WasmtimeContext<T> for std::result::Result<T, wasmtime::Error> {
+    fn ctx(self, context: impl std::fmt::Display + Send + Sync + 'static) -> Result<T> {
+        self.map_err(anyhow::Error::from).context(context)
+    }
+}
+
+/// What an instance is allowed: its configuration, the hosts it may reach,
+/// the folders it may use.
+#[derive(Clone, Default)]
+pub struct Capabilities {
+    /// `wasi:config/store` values.
+    pub config: BTreeMap<String, String>,
+    pub allowed_hosts: AllowList,
+    /// Host folder → path the component sees.
+    pub preopens: Vec<(PathBuf, String)>,
+}
+
+/// Per-instance state.
+pub struct State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    outbound: Outbound,
+    pub(crate) config: Arc<BTreeMap<String, String>>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.ctx, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    cache: Option<PathBuf>,
+}
+
+impl Runtime {
+    pub fn new() -> Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let cache = std::env::var_os("DAME_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("dame")))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/dame")))
+            .map(|d| d.join("components"));
+        Ok(Self { engine, cache })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles a component, or loads its compiled form from the cache
+    /// (`~/.cache/dame/components`): compiling takes seconds, loading
+    /// milliseconds. The key covers the bytes and the engine's settings.
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Component> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(wasm);
+        h.update(env!("CARGO_PKG_VERSION"));
+        {
+            use std::hash::{Hash, Hasher};
+            let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+            self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
+            h.update(engine_hash.finish().to_le_bytes());
+        }
+        let key: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        if let Some(dir) = &self.cache {
+            let path = dir.join(format!("{name}-{key}.cwasm"));
+            if path.exists() {
+                // Safe because the file was written by this same code from
+                // bytes it compiled, under a key that names those bytes and
+                // this engine; wasmtime also checks the engine matches.
+                if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, &path) } {
+                    return Ok(c);
+                }
+            }
+            let compiled = self.engine.precompile_component(wasm).ctx(format!("compiling component {name}"))?;
+            let tmp = dir.join(format!(".{name}-{key}.{}.tmp", std::process::id()));
+            if std::fs::create_dir_all(dir).is_ok() && std::fs::write(&tmp, &compiled).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+            return unsafe { Component::deserialize(&self.engine, &compiled) }.ctx(format!("loading component {name}"));
+        }
+        Component::new(&self.engine, wasm).ctx(format!("compiling component {name}"))
+    }
+
+    fn store(&self, caps: &Capabilities, stderr: Option<Box<dyn StdoutStream>>) -> Result<Store<State>> {
+        let mut b = WasiCtx::builder();
+        b.inherit_stdout();
+        match stderr {
+            Some(s) => {
+                b.stderr(BoxedStream(s));
+            }
+            None => {
+                b.inherit_stderr();
+            }
+        }
+        for (host, guest) in &caps.preopens {
+            b.preopened_dir(host, guest, FsPerms::ReadWrite).ctx(format!("granting folder {}", host.display()))?;
+        }
+        let state = State {
+            ctx: b.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            outbound: Outbound::new(caps.allowed_hosts.clone()),
+            config: Arc::new(caps.config.clone()),
+        };
+        Ok(Store::new(&self.engine, state))
+    }
+
+    fn linker(&self) -> Result<Linker<State>> {
+        let mut linker = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        config_store::add_to_linker(&mut linker)?;
+        Ok(linker)
+    }
+
+    /// Instantiates `component`, serving each import listed in `deps`
+    /// (interface name → component) from an instance of that component.
+    pub async fn instantiate(
+        &self,
+        component: &Component,
+        deps: &[(String, Component)],
+        caps: &Capabilities,
+        stderr: Option<Box<dyn StdoutStream>>,
+    ) -> Result<(Store<State>, Instance)> {
+        let mut linker = self.linker()?;
+        let imports: Vec<(String, ComponentItem)> =
+            component.component_type().imports(&self.engine).map(|(n, i)| (n.to_string(), i.ty)).collect();
+        for (interface, dep) in deps {
+            let (import, item) = imports
+                .iter()
+                .find(|(name, _)| matches_interface(interface, name))
+                .ok_or_else(|| anyhow!("dependency '{interface}' matches no import of the component"))?;
+            let ComponentItem::ComponentInstance(ty) = item else {
+                bail!("import '{import}' is not an interface");
+            };
+            let mut dep_store = self.store(caps, None)?;
+            let dep_instance = self.linker()?.instantiate_async(&mut dep_store, dep).await.ctx(format!("instantiating the component that provides {import}"))?;
+            let export = dep_instance
+                .get_export_index(&mut dep_store, None, import)
+                .ok_or_else(|| anyhow!("the component named for '{interface}' does not export {import}"))?;
+            let dep_store = Arc::new(Mutex::new(dep_store));
+            let mut target = linker.instance(import)?;
+            let funcs: Vec<String> = ty
+                .exports(&self.engine)
+                .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                .map(|(n, _)| n.to_string())
+                .collect();
+            for func_name in funcs {
+                let func = {
+                    let mut s = dep_store.lock().await;
+                    let idx = dep_instance
+                        .get_export_index(&mut *s, Some(&export), &func_name)
+                        .ok_or_else(|| anyhow!("{import} has no function {func_name} in its provider"))?;
+                    dep_instance
+                        .get_func(&mut *s, idx)
+                        .ok_or_else(|| anyhow!("{import}#{func_name} is not a function in its provider"))?
+                };
+                let store = dep_store.clone();
+                target.func_new_async(&func_name, move |_parent, _ty, params, results| {
+                    let store = store.clone();
+                    Box::new(async move {
+                        let mut s = store.lock().await;
+                        func.call_async(&mut *s, params, results).await
+                    })
+                })?;
+            }
+        }
+        // Interfaces that hold only types (`dame:epc/types`, Spin's
+        // `cron-types`) are imported as instances with nothing to provide.
+        for (name, item) in &imports {
+            if let ComponentItem::ComponentInstance(ty) = item {
+                if ty.exports(&self.engine).all(|(_, e)| matches!(e.ty, ComponentItem::Type(_))) {
+                    let _ = linker.instance(name);
+                }
+            }
+        }
+        let mut store = self.store(caps, stderr)?;
+        let instance = linker.instantiate_async(&mut store, component).await.ctx("instantiating the component")?;
+        Ok((store, instance))
+    }
+}
+
+/// Whether a dependency name from the manifest (`dame:epc/fetch-page`,
+/// optionally with `@version`) names an import (`dame:epc/fetch-page@0.1.0`).
+pub fn matches_interface(dependency: &str, import: &str) -> bool {
+    match dependency.split_once('@') {
+        Some(_) => dependency == import,
+        None => import.split('@').next() == Some(dependency),
+    }
+}
+
+/// `WasiCtxBuilder::stderr` wants a sized stream.
+struct BoxedStream(Box<dyn StdoutStream>);
+
+impl wasmtime_wasi::cli::IsTerminal for BoxedStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for BoxedStream {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        self.0.async_stream()
+    }
+}
+
+/// Reads a component file given by the manifest, falling back to the copy
+/// embedded in this binary when the file has not been built (a fresh clone
+/// runs without `spin build`).
+pub fn component_bytes(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(b),
+        Err(_) => {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            crate::components::embedded(name)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| anyhow!("component {} is missing: run `spin build` or check the manifest", path.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependency_names_match_imports() {
+        assert!(matches_interface("dame:epc/fetch-page", "dame:epc/fetch-page@0.1.0"));
+        assert!(matches_interface("dame:epc/fetch-page@0.1.0", "dame:epc/fetch-page@0.1.0"));
+        assert!(!matches_interface("dame:epc/fetch", "dame:epc/fetch-page@0.1.0"));
+    }
+}
