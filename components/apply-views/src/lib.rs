@@ -10,6 +10,7 @@ wit_bindgen::generate!({
         "dame:epc/types@0.1.0": epc_bindings::types,
         "wasi:config/store@0.2.0-draft-2024-09-27": epc_bindings::config_store,
     },
+    generate_all,
 });
 
 use epc_bindings::types;

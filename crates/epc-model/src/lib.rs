@@ -14,6 +14,7 @@ mod kind;
 mod layout;
 mod month;
 mod source;
+pub mod warehouse;
 
 pub use certificate::Certificate;
 pub use checkpoint::{DoneMarker, FailedMarker, LoadMarker, MonthState, MonthStatus, PartCheckpoint};
