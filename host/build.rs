@@ -2,9 +2,11 @@
 //! binary, which embeds them: one `cargo build --release` at the root yields
 //! a `dame` that carries the very components Spin runs.
 //!
-//! The components are built by a nested cargo into `target/components` (the
-//! path `spin.toml` names), so the outer build's lock on `target/` is never
-//! contended. `DAME_COMPONENTS_DIR` points at prebuilt components instead.
+//! The components are built by a nested cargo into `<target>/components`
+//! (`target/components` by default, the path `spin.toml` names), so the
+//! outer build's lock on its target directory is never contended, and a
+//! `CARGO_TARGET_DIR` kept outside the clone caches them too.
+//! `DAME_COMPONENTS_DIR` points at prebuilt components instead.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -36,7 +38,9 @@ fn main() {
                 println!("cargo:rerun-if-changed={}", root.join(watched).display());
             }
             ensure_target();
-            build(&root)
+            // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out.
+            let target = out.ancestors().nth(4).expect("OUT_DIR sits four levels under the target directory");
+            build(&root, &target.join("components"))
         }
     };
     for (_, file) in COMPONENTS {
@@ -63,13 +67,12 @@ fn ensure_target() {
     }
 }
 
-fn build(root: &Path) -> PathBuf {
-    let target_dir = root.join("target/components");
+fn build(root: &Path, target_dir: &Path) -> PathBuf {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
         .args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+        .arg(target_dir);
     for (krate, _) in COMPONENTS {
         cmd.args(["-p", krate]);
     }

@@ -16,6 +16,7 @@ use jiff::tz::TimeZone;
 /// component).
 pub const RUN_HOUR: i8 = 8;
 
+#[derive(Debug)]
 pub struct CronSpec {
     cron: Cron,
 }

@@ -68,6 +68,9 @@ pub struct Config {
     /// Seeds the GEPBD tie shuffling: the same seed and the same sequence of
     /// requests give the same orders.
     pub seed: u64,
+    /// Added to every response, like a real network's round trip, so that
+    /// runs last long enough to be interrupted in tests.
+    pub latency: Option<std::time::Duration>,
 }
 
 /// One CSV input.
@@ -81,6 +84,14 @@ pub enum DataFile {
     },
 }
 
+/// Waits the configured latency before answering.
+async fn delay(State(emu): State<Arc<Emulator>>, request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if let Some(d) = emu.latency {
+        tokio::time::sleep(d).await;
+    }
+    next.run(request).await
+}
+
 /// The loaded data and settings; immutable once loaded, shared by requests.
 #[derive(Debug)]
 pub struct Emulator {
@@ -90,6 +101,7 @@ pub struct Emulator {
     odc_api_key: Option<String>,
     today: Option<Date>,
     seed: u64,
+    latency: Option<std::time::Duration>,
     /// Counts GEPBD searches, so each one shuffles ties differently.
     requests: AtomicU64,
     recorder: stats::Recorder,
@@ -109,6 +121,7 @@ impl Emulator {
             odc_api_key: config.odc_api_key,
             today: config.today,
             seed: config.seed,
+            latency: config.latency,
             requests: AtomicU64::new(0),
             recorder: stats::Recorder::default(),
         })
@@ -140,6 +153,7 @@ impl Emulator {
             )
             .fallback(not_found)
             .layer(from_fn_with_state(self.clone(), stats::record))
+            .layer(from_fn_with_state(self.clone(), delay))
             .with_state(self)
     }
 

@@ -55,6 +55,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         odc_api_key: a.api_key,
         today: Some(today),
         seed: a.seed,
+        latency: None,
     })?;
     let running = emulator.start(([127, 0, 0, 1], a.port).into()).await?;
     println!("EPC API emulator on {} (GEPBD under /api/, ODC under /api/v1/); Ctrl-C stops it", running.url());
