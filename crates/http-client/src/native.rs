@@ -112,3 +112,17 @@ fn classify(e: ureq::Error) -> TransportError {
         other => TransportError::Connection(other.to_string()),
     }
 }
+
+/// Runs a future whose I/O blocks (as [`NativeTransport`]'s does) to the
+/// end on the calling thread: such a future never waits on a waker, so a
+/// poll loop with a no-op waker is a complete executor for it.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
