@@ -15,12 +15,14 @@
 //! ([`FsStore`], a preopened directory inside a component) and Google Cloud
 //! Storage over its JSON API ([`GcsStore`]).
 
+mod any;
 mod fs;
 mod gcs;
 mod part;
 mod protocol;
 mod store;
 
+pub use any::AnyStore;
 pub use fs::FsStore;
 pub use gcs::{GCS_BASE_URL, GcsLocation, GcsStore};
 pub use part::encode_part;
