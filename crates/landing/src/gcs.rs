@@ -63,6 +63,13 @@ impl GcsLocation {
     pub fn uri(&self, key: &str) -> String {
         format!("gs://{}/{}{key}", self.bucket, self.prefix)
     }
+
+    /// [`uri`](Self::uri) for a key from outside, checked by the store's
+    /// key rules first.
+    pub fn checked_uri(&self, key: &str) -> Result<String, StoreError> {
+        check_key(key)?;
+        Ok(self.uri(key))
+    }
 }
 
 impl std::fmt::Display for GcsLocation {
