@@ -62,7 +62,7 @@ pub enum AuthError {
 enum Source {
     Emulator,
     Token(Secret),
-    ServiceAccount(ServiceAccountKey),
+    ServiceAccount(Box<ServiceAccountKey>),
     Metadata { url: String },
 }
 
@@ -130,7 +130,7 @@ impl Auth {
             return Ok(Self::from_source(Source::Token(Secret::new(token.trim().to_string()))));
         }
         if let Some(json) = present(credentials_json) {
-            return Ok(Self::from_source(Source::ServiceAccount(ServiceAccountKey::from_json(&json)?)));
+            return Ok(Self::from_source(Source::ServiceAccount(Box::new(ServiceAccountKey::from_json(&json)?))));
         }
         Ok(Self::from_source(Source::Metadata { url: METADATA_TOKEN_URL.to_string() }))
     }

@@ -3,6 +3,8 @@ use http_client::Transport;
 
 /// The store a deployment names: a folder or a bucket, decided at run time
 /// from configuration, so the component that lands pages stays one build.
+// One value per component instance: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum AnyStore<T> {
     Folder(FsStore),
     Gcs(GcsStore<T>),
