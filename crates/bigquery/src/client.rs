@@ -454,3 +454,74 @@ fn encode_query(s: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_client::TransportError;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    /// Replays scripted answers.
+    struct Script(RefCell<VecDeque<(u16, Value)>>);
+
+    impl Transport for Script {
+        async fn send(&self, _: &Request, _: usize) -> Result<Response, TransportError> {
+            let (status, body) = self.0.borrow_mut().pop_front().expect("script ran out");
+            Ok(Response { status, headers: vec![], body: body.to_string().into_bytes() })
+        }
+        async fn sleep(&self, _: Duration) {}
+        fn random(&self) -> u64 {
+            7
+        }
+    }
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    fn bq(answers: Vec<(u16, Value)>) -> BigQuery<Script> {
+        let settings = Settings { project: "my-project".into(), dataset: "epc".into(), region: "europe-west2".into() };
+        BigQuery::new(Client::new(Script(RefCell::new(answers.into()))), Auth::none(), settings, None).unwrap()
+    }
+
+    #[test]
+    fn access_denied_names_the_roles() {
+        let denied = json!({"error": {"code": 403, "message": "Access Denied: Dataset my-project:epc", "errors": [{"reason": "accessDenied"}]}});
+        let err = run(bq(vec![(403, denied)]).drop_table("t")).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, BqError::Unauthorized(_)), "{msg}");
+        assert!(msg.contains("roles/bigquery.jobUser") && msg.contains("my-project.epc.t"), "{msg}");
+    }
+
+    #[test]
+    fn a_partitioning_mismatch_in_a_job_gets_the_runbooks_advice() {
+        let table = json!({"schema": {"fields": [{"name": "d", "type": "DATE"}]}});
+        let failed = json!({
+            "jobReference": {"jobId": "dame_load_x"},
+            "configuration": {"load": {"destinationTable": {"tableId": "domestic_raw_json"}}},
+            "status": {"state": "DONE", "errorResult": {"reason": "invalid", "message":
+                "Incompatible table partitioning specification. Expects partitioning specification interval(type:month,field:lodgement_date), but input partitioning specification is none"}}
+        });
+        let err = run(bq(vec![(200, table), (200, failed)]).load("domestic_raw_json", &["gs://b/x.gz".into()], &[]))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.reason(), Some("invalid"));
+        assert!(msg.contains("Incompatible table partitioning") && msg.contains("drop it once"), "{msg}");
+        assert!(msg.contains("bq rm -t my-project:epc.domestic_raw_json"), "{msg}");
+    }
+
+    #[test]
+    fn a_job_still_running_at_the_deadline_times_out_with_a_hint() {
+        let running = json!({"jobReference": {"jobId": "j"}, "status": {"state": "RUNNING"}});
+        let b = bq(vec![(200, running.clone()), (200, running)]).with_job_deadline(Duration::ZERO);
+        let err = run(b.execute("SELECT 1", &[])).unwrap_err();
+        assert!(matches!(&err, BqError::Timeout(m) if m.contains("bq show -j")), "{err}");
+    }
+}
