@@ -1,7 +1,9 @@
 //! Component `gzip-land`: the landing store's only writer.
 //!
 //! A thin shell over the [`landing`] protocol: it opens the store named by
-//! configuration and converts between the WIT records and the library.
+//! configuration (a folder, or `gs://BUCKET[/PREFIX]` through
+//! [`landing::GcsStore`] on wasi-http) and converts between the WIT records
+//! and the library.
 
 wit_bindgen::generate!({
     world: "dame:gzip-land/gzip-land",
@@ -15,7 +17,12 @@ wit_bindgen::generate!({
 use epc_bindings::{config, types};
 use epc_model::{Dataset, LoadMarker, Month, MonthState as State, MonthStatus as Status};
 use exports::dame::epc::landing::{Guest, LoadRecord, MonthState, MonthStatus, PageInfo, Part};
-use landing::{FsStore, Landing, LandingError};
+use google_auth::Auth;
+use http_client::Client;
+use http_client::wasi::WasiTransport;
+use landing::{AnyStore, FsStore, GcsStore, Landing, LandingError};
+use std::cell::OnceCell;
+use std::rc::Rc;
 
 struct GzipLand;
 
@@ -30,8 +37,25 @@ fn error(e: LandingError) -> types::Error {
     }
 }
 
+type Store = AnyStore<WasiTransport>;
+
+thread_local! {
+    /// The store, opened on the first call and kept for the instance's
+    /// life: a bucket's access token is then fetched once, not per page.
+    static LANDING: OnceCell<Rc<Landing<Store>>> = const { OnceCell::new() };
+}
+
 /// The store named by the `landing` setting, or else by `bucket`.
-fn landing() -> Result<Landing<FsStore>, types::Error> {
+fn landing() -> Result<Rc<Landing<Store>>, types::Error> {
+    if let Some(l) = LANDING.with(|c| c.get().cloned()) {
+        return Ok(l);
+    }
+    let l = Rc::new(Landing::new(open_store()?));
+    LANDING.with(|c| c.set(l.clone()).ok());
+    Ok(l)
+}
+
+fn open_store() -> Result<Store, types::Error> {
     let target = match (config("landing")?, config("bucket")?) {
         (Some(landing), _) => landing,
         (None, Some(bucket)) => format!("gs://{bucket}"),
@@ -41,12 +65,19 @@ fn landing() -> Result<Landing<FsStore>, types::Error> {
             ));
         }
     };
-    if target.starts_with("gs://") {
-        return Err(types::Error::NotAvailable(format!(
-            "landing in Google Cloud Storage ({target}) is not available in this build; land in a folder"
-        )));
+    if !target.starts_with("gs://") {
+        return Ok(AnyStore::Folder(FsStore::new(target)));
     }
-    Ok(Landing::new(FsStore::new(target)))
+    let emulator = config("storage_emulator_host")?;
+    let auth = match emulator {
+        Some(_) => Auth::none(),
+        None => Auth::from_settings(config(google_auth::CONFIG_ACCESS_TOKEN)?, config(google_auth::CONFIG_CREDENTIALS_JSON)?)
+            .map_err(|e| types::Error::Unauthorized(e.to_string()))?,
+    };
+    let client = Client::new(WasiTransport::default());
+    GcsStore::new(&target, client, auth, emulator.as_deref())
+        .map(AnyStore::Gcs)
+        .map_err(|e| types::Error::InvalidInput(e.to_string()))
 }
 
 fn month(m: types::Month) -> Result<Month, types::Error> {

@@ -7,13 +7,15 @@
 //! broken server cannot exhaust a component's memory, and counters for the
 //! run's summary.
 //!
-//! The transport is a trait so the same code path runs natively (the
-//! benchmark's baseline and unit tests) and inside components
-//! ([`wasi::WasiTransport`]).
+//! The transport is a trait so the same code path runs natively (tests
+//! against local stand-ins, `native::NativeTransport`) and inside
+//! components (`wasi::WasiTransport`).
 
 mod client;
 mod request;
 mod retry;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod wasi;
 

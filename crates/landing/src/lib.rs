@@ -13,14 +13,18 @@
 //!
 //! Storage is a small trait ([`ObjectStore`]) with a local-folder backend
 //! ([`FsStore`], a preopened directory inside a component) and Google Cloud
-//! Storage over HTTP.
+//! Storage over its JSON API ([`GcsStore`]).
 
+mod any;
 mod fs;
+mod gcs;
 mod part;
 mod protocol;
 mod store;
 
+pub use any::AnyStore;
 pub use fs::FsStore;
+pub use gcs::{GCS_BASE_URL, GcsLocation, GcsStore};
 pub use part::encode_part;
 pub use protocol::{Landing, LandingError, PageInfo};
 pub use store::{ObjectStore, StoreError};
