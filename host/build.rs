@@ -20,6 +20,7 @@ pub const COMPONENTS: &[(&str, &str)] = &[
     ("load-month", "load_month.wasm"),
     ("apply-views", "apply_views.wasm"),
     ("recs", "recs.wasm"),
+    ("bigquery", "bigquery.wasm"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -33,7 +34,7 @@ fn main() {
         Some(prebuilt) => PathBuf::from(prebuilt),
         None => {
             for watched in ["components", "crates/epc-model", "crates/epc-source", "crates/http-client", "crates/landing",
-                "crates/epc-bindings", "wit", "sql", "Cargo.toml", "Cargo.lock"]
+                "crates/epc-bindings", "crates/google-auth", "crates/bigquery", "wit", "sql", "Cargo.toml", "Cargo.lock"]
             {
                 println!("cargo:rerun-if-changed={}", root.join(watched).display());
             }

@@ -6,7 +6,8 @@ use crate::bindings::{landing as lb, pipeline as pb};
 use crate::events::{self, Display, LineSink, Summary};
 use crate::manifest::{Manifest, Resolved};
 use crate::outbound::AllowList;
-use crate::runtime::{Capabilities, Runtime, State, WasmtimeContext, component_bytes};
+use crate::runtime::{Capabilities, Provider, Runtime, State, WasmtimeContext, component_bytes};
+use wasmtime::component::Component;
 use anyhow::{Context, Result, anyhow, bail};
 use epc_model::{Kind, MonthRange, Source};
 use std::collections::BTreeMap;
@@ -89,6 +90,85 @@ impl Secrets {
     }
 }
 
+/// Where landed months are loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseTarget {
+    /// An embedded DuckDB file.
+    DuckDb(PathBuf),
+    /// `bigquery:PROJECT.DATASET`, in a region.
+    BigQuery { project: String, dataset: String, region: String },
+}
+
+impl WarehouseTarget {
+    pub fn parse(s: &str, region: &str) -> Result<Self> {
+        use epc_model::warehouse::{check_dataset, check_project, check_region};
+        if let Some(path) = s.strip_prefix("duckdb:") {
+            if path.is_empty() {
+                bail!("--warehouse duckdb: needs a file, e.g. duckdb:./data/epc.duckdb");
+            }
+            return Ok(WarehouseTarget::DuckDb(PathBuf::from(path)));
+        }
+        if let Some(rest) = s.strip_prefix("bigquery:") {
+            let Some((project, dataset)) = rest.split_once('.') else {
+                bail!("--warehouse '{s}' names no dataset: write bigquery:PROJECT.DATASET");
+            };
+            check_project(project)?;
+            check_dataset(dataset)?;
+            check_region(region)?;
+            return Ok(WarehouseTarget::BigQuery { project: project.into(), dataset: dataset.into(), region: region.into() });
+        }
+        bail!("--warehouse '{s}' is neither duckdb:FILE nor bigquery:PROJECT.DATASET")
+    }
+}
+
+/// Google credentials and local stand-ins, passed through from the
+/// environment as the Google libraries read them. `Debug` shows no values.
+#[derive(Clone, Default)]
+pub struct GoogleEnv {
+    pub values: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for GoogleEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GoogleEnv {{ {:?} }}", self.values.keys().collect::<Vec<_>>())
+    }
+}
+
+impl GoogleEnv {
+    /// `STORAGE_EMULATOR_HOST`, `BIGQUERY_EMULATOR_HOST`,
+    /// `GOOGLE_OAUTH_ACCESS_TOKEN`, and the key file named by
+    /// `GOOGLE_APPLICATION_CREDENTIALS` (read here: components see no host
+    /// files).
+    pub fn from_env() -> Result<Self> {
+        let mut values = BTreeMap::new();
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        for (env, key) in [
+            ("STORAGE_EMULATOR_HOST", "storage_emulator_host"),
+            ("BIGQUERY_EMULATOR_HOST", "bigquery_emulator_host"),
+            ("GOOGLE_OAUTH_ACCESS_TOKEN", "google_oauth_access_token"),
+        ] {
+            if let Some(v) = get(env) {
+                values.insert(key.to_string(), v);
+            }
+        }
+        if let Some(path) = get("GOOGLE_APPLICATION_CREDENTIALS") {
+            let json = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading GOOGLE_APPLICATION_CREDENTIALS ({path}); point it at a service-account key file"))?;
+            values.insert("google_application_credentials_json".into(), json);
+        }
+        Ok(Self { values })
+    }
+
+    /// The stand-ins' URLs, which the components must be allowed to reach.
+    pub fn emulator_hosts(&self) -> Vec<String> {
+        ["storage_emulator_host", "bigquery_emulator_host"]
+            .iter()
+            .filter_map(|k| self.values.get(*k))
+            .map(|v| if v.contains("://") { v.clone() } else { format!("http://{v}") })
+            .collect()
+    }
+}
+
 /// A `dame run`: what to fetch and where to put it.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -97,8 +177,10 @@ pub struct Job {
     pub kinds: Vec<Kind>,
     pub range: MonthRange,
     pub landing: LandingTarget,
+    pub warehouse: Option<WarehouseTarget>,
     pub page_size: u32,
     pub secrets: Secrets,
+    pub google: GoogleEnv,
 }
 
 pub struct App {
@@ -116,13 +198,23 @@ impl App {
     }
 
     /// Resolves a component with `values` and grants it what they name.
-    pub fn prepare(&self, id: &str, values: &BTreeMap<String, String>) -> Result<(Resolved, Capabilities)> {
+    /// Settings the manifest does not declare (the Google stand-ins and
+    /// credentials in `google`) are added to its configuration, and the
+    /// stand-ins to its allowed hosts.
+    pub fn prepare(&self, id: &str, values: &BTreeMap<String, String>, google: &GoogleEnv) -> Result<(Resolved, Capabilities)> {
         let resolved = self.manifest.resolve(id, values)?;
+        let mut hosts = resolved.allowed_outbound_hosts.clone();
+        hosts.extend(google.emulator_hosts());
+        let mut config = resolved.variables.clone();
+        for (k, v) in &google.values {
+            config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         let mut caps = Capabilities {
-            config: resolved.variables.clone(),
-            allowed_hosts: AllowList::parse(&resolved.allowed_outbound_hosts)
+            config,
+            allowed_hosts: AllowList::parse(&hosts)
                 .with_context(|| format!("{}: component.{id}.allowed_outbound_hosts", self.manifest.file))?,
             preopens: Vec::new(),
+            warehouse: None,
         };
         if let Some(landing) = resolved.variables.get("landing").filter(|l| !l.is_empty()) {
             let (setting, folder) = LandingTarget::parse(landing)?.setting()?;
@@ -134,18 +226,49 @@ impl App {
         Ok((resolved, caps))
     }
 
+    /// Loads a component file named by the manifest.
+    fn load(&self, path: &Path) -> Result<(String, Component)> {
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("component").to_string();
+        let component = self.runtime.load(&name, &component_bytes(path)?)?;
+        Ok((name, component))
+    }
+
+    /// The providers of a component's imports: the manifest's dependencies,
+    /// and for a dependency that needs a warehouse, the warehouse: the
+    /// `bigquery` component, or the host's DuckDB.
+    fn providers(&self, resolved: &Resolved, caps: &Capabilities) -> Result<Vec<(String, Provider)>> {
+        let mut deps = Vec::new();
+        for (interface, path) in &resolved.dependencies {
+            let (name, component) = self.load(path)?;
+            let needs_warehouse = component
+                .component_type()
+                .imports(self.runtime.engine())
+                .any(|(n, _)| n.starts_with("dame:epc/warehouse@"));
+            let mut nested = Vec::new();
+            if needs_warehouse {
+                let provider = match caps.config.get("warehouse").map(String::as_str) {
+                    Some("bigquery") => {
+                        let bq = resolved.source.with_file_name("bigquery.wasm");
+                        let (name, component) = self.load(&bq)?;
+                        Provider::Component { name, component, deps: vec![] }
+                    }
+                    _ => Provider::Host,
+                };
+                nested.push(("dame:epc/warehouse".to_string(), provider));
+            }
+            deps.push((interface.clone(), Provider::Component { name, component, deps: nested }));
+        }
+        Ok(deps)
+    }
+
     async fn instantiate(
         &self,
         resolved: &Resolved,
         caps: &Capabilities,
         stderr: Option<LineSink>,
     ) -> Result<(Store<State>, wasmtime::component::Instance)> {
-        let name = |p: &Path| p.file_stem().and_then(|s| s.to_str()).unwrap_or("component").to_string();
-        let root = self.runtime.load(&name(&resolved.source), &component_bytes(&resolved.source)?)?;
-        let mut deps = Vec::new();
-        for (interface, path) in &resolved.dependencies {
-            deps.push((interface.clone(), self.runtime.load(&name(path), &component_bytes(path)?)?));
-        }
+        let (_, root) = self.load(&resolved.source)?;
+        let deps = self.providers(resolved, caps)?;
         self.runtime
             .instantiate(&root, &deps, caps, stderr.map(|s| Box::new(s) as Box<dyn wasmtime_wasi::cli::StdoutStream>))
             .await
@@ -155,7 +278,10 @@ impl App {
     /// Runs the job through `pipeline.run`, following its log lines.
     pub async fn run(&self, job: &Job, display: Display) -> Result<(Result<pb::exports::dame::epc::pipeline::Report, String>, Summary)> {
         let values = job_values(job);
-        let (resolved, caps) = self.prepare(PIPELINE, &values)?;
+        let (resolved, mut caps) = self.prepare(PIPELINE, &values, &job.google)?;
+        if let Some(WarehouseTarget::DuckDb(path)) = &job.warehouse {
+            caps.warehouse = Some(crate::duck::open(path, &job.landing)?);
+        }
         let (sink, rx) = LineSink::new();
         let follower = tokio::spawn(events::follow(rx, display));
         let outcome = async {
@@ -172,8 +298,8 @@ impl App {
     }
 
     /// Runs the cron entry point once, as Spin's trigger would.
-    pub async fn tick(&self, id: &str, values: &BTreeMap<String, String>, timestamp: u64, display: Display) -> Result<(Result<(), String>, Summary)> {
-        let (resolved, caps) = self.prepare(id, values)?;
+    pub async fn tick(&self, id: &str, values: &BTreeMap<String, String>, google: &GoogleEnv, timestamp: u64, display: Display) -> Result<(Result<(), String>, Summary)> {
+        let (resolved, caps) = self.prepare(id, values, google)?;
         let (sink, rx) = LineSink::new();
         let follower = tokio::spawn(events::follow(rx, display));
         let outcome = async {
@@ -197,7 +323,7 @@ impl App {
             LandingTarget::Folder(p) => p.display().to_string(),
             LandingTarget::Bucket(b) => b.clone(),
         });
-        let (resolved, caps) = self.prepare(PIPELINE, &values)?;
+        let (resolved, caps) = self.prepare(PIPELINE, &values, &GoogleEnv::from_env()?)?;
         let path = resolved
             .dependencies
             .iter()
@@ -206,7 +332,7 @@ impl App {
             .ok_or_else(|| anyhow!("{}: component.pipeline has no dame:epc/landing dependency", self.manifest.file))?;
         let component = self.runtime.load("gzip_land", &component_bytes(&path)?)?;
         let (mut store, instance) = self.runtime.instantiate(&component, &[], &caps, None).await?;
-        let bindings = lb::GzipLand::new(&mut store, &instance)?;
+        let bindings = lb::GzipLand::new(&mut store, &instance).ctx("binding gzip-land")?;
         Ok((store, bindings))
     }
 }
@@ -223,6 +349,18 @@ fn job_values(job: &Job) -> BTreeMap<String, String> {
         LandingTarget::Folder(p) => p.display().to_string(),
         LandingTarget::Bucket(b) => b.clone(),
     });
+    match &job.warehouse {
+        Some(WarehouseTarget::BigQuery { project, dataset, region }) => {
+            v.insert("warehouse".into(), "bigquery".into());
+            v.insert("project".into(), project.clone());
+            v.insert("dataset".into(), dataset.clone());
+            v.insert("region".into(), region.clone());
+        }
+        Some(WarehouseTarget::DuckDb(_)) => {
+            v.insert("warehouse".into(), "duckdb".into());
+        }
+        None => {}
+    }
     for (k, val) in [("epc_token", &job.secrets.token), ("epc_email", &job.secrets.email), ("epc_api_key", &job.secrets.api_key)] {
         if let Some(val) = val {
             v.insert(k.into(), val.clone());
@@ -253,7 +391,7 @@ fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
         page_size: job.page_size,
         certificates: true,
         recommendations: false,
-        load: false,
+        load: job.warehouse.is_some(),
         views: false,
     }
 }

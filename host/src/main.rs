@@ -14,6 +14,8 @@ mod manifest;
 mod outbound;
 mod runtime;
 mod schedule;
+mod warehouse;
+mod duck;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -34,7 +34,7 @@ impl<T> WasmtimeContext<T> for std::result::Result<T, wasmtime::Error> {
 }
 
 /// What an instance is allowed: its configuration, the hosts it may reach,
-/// the folders it may use.
+/// the folders it may use, the warehouse the host gives it.
 #[derive(Clone, Default)]
 pub struct Capabilities {
     /// `wasi:config/store` values.
@@ -42,6 +42,16 @@ pub struct Capabilities {
     pub allowed_hosts: AllowList,
     /// Host folder → path the component sees.
     pub preopens: Vec<(PathBuf, String)>,
+    /// Served to imports of `dame:epc/warehouse` marked [`Provider::Host`].
+    pub warehouse: Option<Arc<dyn crate::warehouse::Backend>>,
+}
+
+/// What serves one import of a component.
+pub enum Provider {
+    /// An instance of another component, itself with providers.
+    Component { name: String, component: Component, deps: Vec<(String, Provider)> },
+    /// The host's own implementation (the DuckDB warehouse).
+    Host,
 }
 
 /// Per-instance state.
@@ -51,6 +61,7 @@ pub struct State {
     http: WasiHttpCtx,
     outbound: Outbound,
     pub(crate) config: Arc<BTreeMap<String, String>>,
+    pub(crate) warehouse: Option<Arc<dyn crate::warehouse::Backend>>,
 }
 
 impl WasiView for State {
@@ -142,6 +153,7 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             outbound: Outbound::new(caps.allowed_hosts.clone()),
             config: Arc::new(caps.config.clone()),
+            warehouse: caps.warehouse.clone(),
         };
         Ok(Store::new(&self.engine, state))
     }
@@ -155,18 +167,20 @@ impl Runtime {
     }
 
     /// Instantiates `component`, serving each import listed in `deps`
-    /// (interface name → component) from an instance of that component.
+    /// (interface name → provider). Providers that are components are
+    /// instantiated first, each in its own store, with the same
+    /// capabilities (Spin's `dependencies_inherit_configuration`).
     pub async fn instantiate(
         &self,
         component: &Component,
-        deps: &[(String, Component)],
+        deps: &[(String, Provider)],
         caps: &Capabilities,
         stderr: Option<Box<dyn StdoutStream>>,
     ) -> Result<(Store<State>, Instance)> {
         let mut linker = self.linker()?;
         let imports: Vec<(String, ComponentItem)> =
             component.component_type().imports(&self.engine).map(|(n, i)| (n.to_string(), i.ty)).collect();
-        for (interface, dep) in deps {
+        for (interface, provider) in deps {
             let (import, item) = imports
                 .iter()
                 .find(|(name, _)| matches_interface(interface, name))
@@ -174,11 +188,26 @@ impl Runtime {
             let ComponentItem::ComponentInstance(ty) = item else {
                 bail!("import '{import}' is not an interface");
             };
-            let mut dep_store = self.store(caps, None)?;
-            let dep_instance = self.linker()?.instantiate_async(&mut dep_store, dep).await.ctx(format!("instantiating the component that provides {import}"))?;
+            let (name, dep, dep_deps) = match provider {
+                Provider::Host => {
+                    if !import.starts_with("dame:epc/warehouse@") {
+                        bail!("the host provides only dame:epc/warehouse, not {import}");
+                    }
+                    if caps.warehouse.is_none() {
+                        bail!("{import} is to be provided by the host, but no warehouse was given");
+                    }
+                    crate::warehouse::add_to_linker(&mut linker)?;
+                    continue;
+                }
+                Provider::Component { name, component, deps } => (name, component, deps),
+            };
+            let (dep_store, dep_instance) = Box::pin(self.instantiate(dep, dep_deps, caps, None))
+                .await
+                .with_context(|| format!("instantiating {name}, which provides {import}"))?;
+            let mut dep_store = dep_store;
             let export = dep_instance
                 .get_export_index(&mut dep_store, None, import)
-                .ok_or_else(|| anyhow!("the component named for '{interface}' does not export {import}"))?;
+                .ok_or_else(|| anyhow!("{name} does not export {import}"))?;
             let dep_store = Arc::new(Mutex::new(dep_store));
             let mut target = linker.instance(import)?;
             let funcs: Vec<String> = ty
@@ -191,10 +220,10 @@ impl Runtime {
                     let mut s = dep_store.lock().await;
                     let idx = dep_instance
                         .get_export_index(&mut *s, Some(&export), &func_name)
-                        .ok_or_else(|| anyhow!("{import} has no function {func_name} in its provider"))?;
+                        .ok_or_else(|| anyhow!("{import} has no function {func_name} in {name}"))?;
                     dep_instance
                         .get_func(&mut *s, idx)
-                        .ok_or_else(|| anyhow!("{import}#{func_name} is not a function in its provider"))?
+                        .ok_or_else(|| anyhow!("{import}#{func_name} is not a function in {name}"))?
                 };
                 let store = dep_store.clone();
                 target.func_new_async(&func_name, move |_parent, _ty, params, results| {

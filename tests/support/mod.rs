@@ -106,7 +106,7 @@ pub fn text(out: &Output) -> String {
 }
 
 /// `dame run` with the given source, against the emulator, into `landing`.
-pub fn dame_run(emu: &Emu, source: &str, kinds: &str, start: &str, end: &str, landing: &Path) -> Command {
+pub fn dame_run(emu: &Emu, source: &str, kinds: &str, start: &str, end: &str, landing: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = dame();
     c.args(["run", "--source", source, "--api-url", &emu.url(), "--kind", kinds, "--start-month", start, "--end-month", end])
         .arg("--landing")

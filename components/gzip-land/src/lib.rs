@@ -14,28 +14,15 @@ wit_bindgen::generate!({
     },
 });
 
-use epc_bindings::{config, types};
+use epc_bindings::{landing_error as error, types};
 use epc_model::{Dataset, LoadMarker, Month, MonthState as State, MonthStatus as Status};
 use exports::dame::epc::landing::{Guest, LoadRecord, MonthState, MonthStatus, PageInfo, Part};
-use google_auth::Auth;
-use http_client::Client;
 use http_client::wasi::WasiTransport;
-use landing::{AnyStore, FsStore, GcsStore, Landing, LandingError};
+use landing::{AnyStore, Landing, LandingError};
 use std::cell::OnceCell;
 use std::rc::Rc;
 
 struct GzipLand;
-
-fn error(e: LandingError) -> types::Error {
-    match e {
-        LandingError::Conflict(m) => types::Error::Conflict(m),
-        // The month's state and the request disagree: this month needs a
-        // person (or a reset), the others can go on.
-        LandingError::Invalid(m) => types::Error::Storage(m),
-        LandingError::Damaged(m) => types::Error::Storage(m),
-        LandingError::Store(s) => types::Error::Storage(s.to_string()),
-    }
-}
 
 type Store = AnyStore<WasiTransport>;
 
@@ -50,35 +37,11 @@ fn landing() -> Result<Rc<Landing<Store>>, types::Error> {
     if let Some(l) = LANDING.with(|c| c.get().cloned()) {
         return Ok(l);
     }
-    let l = Rc::new(Landing::new(open_store()?));
+    let l = Rc::new(Landing::new(epc_bindings::landing_store()?));
     LANDING.with(|c| c.set(l.clone()).ok());
     Ok(l)
 }
 
-fn open_store() -> Result<Store, types::Error> {
-    let target = match (config("landing")?, config("bucket")?) {
-        (Some(landing), _) => landing,
-        (None, Some(bucket)) => format!("gs://{bucket}"),
-        (None, None) => {
-            return Err(types::Error::InvalidInput(
-                "no landing store configured: set `landing` to a folder or gs://BUCKET (or set `bucket`)".into(),
-            ));
-        }
-    };
-    if !target.starts_with("gs://") {
-        return Ok(AnyStore::Folder(FsStore::new(target)));
-    }
-    let emulator = config("storage_emulator_host")?;
-    let auth = match emulator {
-        Some(_) => Auth::none(),
-        None => Auth::from_settings(config(google_auth::CONFIG_ACCESS_TOKEN)?, config(google_auth::CONFIG_CREDENTIALS_JSON)?)
-            .map_err(|e| types::Error::Unauthorized(e.to_string()))?,
-    };
-    let client = Client::new(WasiTransport::default());
-    GcsStore::new(&target, client, auth, emulator.as_deref())
-        .map(AnyStore::Gcs)
-        .map_err(|e| types::Error::InvalidInput(e.to_string()))
-}
 
 fn month(m: types::Month) -> Result<Month, types::Error> {
     Ok(m.try_into()?)

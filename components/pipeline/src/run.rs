@@ -52,7 +52,13 @@ pub fn run(options: &Options, today: jiff::civil::Date) -> Result<Report, Error>
             if options.load {
                 let sets = [Some(certificates), options.recommendations.then(|| Dataset::recommendations(kind.into()))];
                 for ds in sets.into_iter().flatten() {
-                    report.months.push(load_month(ds, month)?);
+                    // Only a month landed since its last load is loaded: a
+                    // loaded month is current, and a month with no data
+                    // must not empty what the warehouse holds.
+                    let state = landing::read_month(ds.into(), month.into())?;
+                    if state.status == landing::MonthStatus::Landed {
+                        report.months.push(load_month(ds, month)?);
+                    }
                 }
             }
         }
@@ -190,7 +196,7 @@ fn fetch_month(options: &Options, ds: Dataset, month: Month, last_day: &str) -> 
                     "retries": report.retries, "seconds": report.millis as f64 / 1000.0})),
             );
             if let Err(record) = landing::fail_month(wds, wmonth, &reason) {
-                log::error("month", merge(fields(ds, month), json!({"step": "fail-month", "reason": record.to_string()})));
+                log::error("fail-month", merge(fields(ds, month), json!({"step": "fail-month", "reason": record.to_string()})));
             }
             if fatal(&e) {
                 return Err(e);

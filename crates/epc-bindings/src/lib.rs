@@ -144,3 +144,49 @@ pub fn config(key: &str) -> Result<Option<String>, types::Error> {
         }
     }
 }
+
+/// The landing store named by configuration: `landing` (a folder the host
+/// granted, or `gs://BUCKET[/PREFIX]`), else `bucket`. Cloud Storage is
+/// reached over wasi-http with Google credentials from configuration, or
+/// none when `storage_emulator_host` names a local stand-in.
+#[cfg(target_arch = "wasm32")]
+pub fn landing_store() -> Result<landing::AnyStore<http_client::wasi::WasiTransport>, types::Error> {
+    use google_auth::Auth;
+    use http_client::Client;
+    use http_client::wasi::WasiTransport;
+    use landing::{AnyStore, FsStore, GcsStore};
+    let target = match (config("landing")?, config("bucket")?) {
+        (Some(landing), _) => landing,
+        (None, Some(bucket)) => format!("gs://{bucket}"),
+        (None, None) => {
+            return Err(types::Error::InvalidInput(
+                "no landing store configured: set `landing` to a folder or gs://BUCKET (or set `bucket`)".into(),
+            ));
+        }
+    };
+    if !target.starts_with("gs://") {
+        return Ok(AnyStore::Folder(FsStore::new(target)));
+    }
+    let emulator = config("storage_emulator_host")?;
+    let auth = match emulator {
+        Some(_) => Auth::none(),
+        None => Auth::from_settings(config(google_auth::CONFIG_ACCESS_TOKEN)?, config(google_auth::CONFIG_CREDENTIALS_JSON)?)
+            .map_err(|e| types::Error::Unauthorized(e.to_string()))?,
+    };
+    GcsStore::new(&target, Client::new(WasiTransport::default()), auth, emulator.as_deref())
+        .map(AnyStore::Gcs)
+        .map_err(|e| types::Error::InvalidInput(e.to_string()))
+}
+
+/// A landing-protocol error as the WIT error a step returns.
+#[cfg(target_arch = "wasm32")]
+pub fn landing_error(e: landing::LandingError) -> types::Error {
+    use landing::LandingError;
+    match e {
+        LandingError::Conflict(m) => types::Error::Conflict(m),
+        // The month's state and the request disagree: this month needs a
+        // person (or a reset), the others can go on.
+        LandingError::Invalid(m) | LandingError::Damaged(m) => types::Error::Storage(m),
+        LandingError::Store(s) => types::Error::Storage(s.to_string()),
+    }
+}

@@ -38,12 +38,14 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         kinds: Kind::ALL.to_vec(),
         range,
         landing: LandingTarget::parse(&a.landing)?,
+        warehouse: None,
         page_size: 5000,
         secrets: Secrets {
             token: Some("demo-token".into()),
             email: Some("demo@example.org".into()),
             api_key: Some("demo-key".into()),
         },
+        google: Default::default(),
     };
     let app = App::new(None)?;
     let code = super::run::execute(&app, &job, Display::Human).await?;

@@ -1,4 +1,4 @@
-use crate::app::{App, Job, LandingTarget, Secrets};
+use crate::app::{App, GoogleEnv, Job, LandingTarget, Secrets, WarehouseTarget};
 use crate::events::{self, Display};
 use anyhow::{Result, bail};
 use epc_model::{Source, parse_kinds};
@@ -25,6 +25,12 @@ pub struct Args {
     /// Landing folder, or gs://BUCKET[/PREFIX].
     #[arg(long, default_value = "./data")]
     pub landing: String,
+    /// Where landed months are loaded: duckdb:FILE or bigquery:PROJECT.DATASET.
+    #[arg(long)]
+    pub warehouse: Option<String>,
+    /// BigQuery location for the dataset.
+    #[arg(long, default_value = "europe-west2")]
+    pub region: String,
     /// Rows per search request, 1-5000.
     #[arg(long, default_value_t = 5000)]
     pub page_size: u32,
@@ -49,8 +55,18 @@ pub fn job(a: &Args, secrets: Secrets) -> Result<Job> {
     if !(1..=5000).contains(&a.page_size) {
         bail!("--page-size {} is out of range: use 1 to 5000", a.page_size);
     }
+    let landing = LandingTarget::parse(&a.landing)?;
+    if let LandingTarget::Bucket(url) = &landing {
+        let bucket = url.trim_start_matches("gs://").split('/').next().unwrap_or("");
+        epc_model::warehouse::check_bucket(bucket)?;
+    }
+    let warehouse = a.warehouse.as_deref().map(|w| WarehouseTarget::parse(w, &a.region)).transpose()?;
+    if matches!(warehouse, Some(WarehouseTarget::BigQuery { .. })) && !matches!(landing, LandingTarget::Bucket(_)) {
+        bail!("BigQuery loads from Cloud Storage: with --warehouse bigquery:…, land in a bucket (--landing gs://BUCKET)");
+    }
     secrets.check(source)?;
-    Ok(Job { source, api_url, kinds, range, landing: LandingTarget::parse(&a.landing)?, page_size: a.page_size, secrets })
+    let google = GoogleEnv::from_env()?;
+    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, secrets, google })
 }
 
 pub async fn main(a: Args) -> Result<ExitCode> {
