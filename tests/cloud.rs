@@ -162,3 +162,29 @@ fn bad_cloud_names_are_refused_before_any_request() {
     assert!(text(&run(&mut c)).contains("region 'europe west2'"));
     assert_eq!(emu.requests(), before, "a request was sent before the names were checked");
 }
+
+#[test]
+fn the_epc_token_can_come_from_secret_manager() {
+    use base64::Engine;
+    let emu = Emu::samples();
+    let name = "projects/p-123456/secrets/epc-token/versions/latest";
+    let payload = base64::engine::general_purpose::STANDARD.encode(TOKEN);
+    let sm = StandIn::start(&format!("/v1/{name}:access"), &format!(r#"{{"payload":{{"data":"{payload}"}}}}"#));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = dame_run(&emu, "gepbd", "display", "2021-01", "2021-02", dir.path());
+    c.env_remove("EPC_TOKEN")
+        .env("EPC_TOKEN_SECRET", name)
+        .env("DAME_SECRET_MANAGER_URL", &sm.url)
+        .env("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test-access-token");
+    let out = run(&mut c);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(status(dir.path())["display"]["2021-02"].1, 16);
+    assert_eq!(sm.hits.load(std::sync::atomic::Ordering::SeqCst), 1, "the secret is read once per run");
+    assert!(!text(&out).contains(TOKEN) && !text(&out).contains("ya29.test-access-token"));
+
+    let mut bad = dame_run(&emu, "gepbd", "display", "2021-01", "2021-01", dir.path());
+    bad.env_remove("EPC_TOKEN").env("EPC_TOKEN_SECRET", "epc-token");
+    let out = run(&mut bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("projects/PROJECT/secrets/NAME/versions/latest"), "{}", text(&out));
+}

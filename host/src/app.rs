@@ -55,12 +55,17 @@ impl LandingTarget {
     }
 }
 
-/// EPC API credentials from the environment. `Debug` shows no values.
+/// EPC API credentials from the environment: the values, or the names of
+/// Secret Manager versions holding them (`EPC_TOKEN_SECRET=projects/P/
+/// secrets/NAME/versions/latest`, read by the component). `Debug` shows
+/// no values.
 #[derive(Clone, Default)]
 pub struct Secrets {
     pub token: Option<String>,
     pub email: Option<String>,
     pub api_key: Option<String>,
+    /// Variable name → Secret Manager version name.
+    pub in_secret_manager: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -72,18 +77,31 @@ impl std::fmt::Debug for Secrets {
 impl Secrets {
     pub fn from_env() -> Self {
         let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        Self { token: get("EPC_TOKEN"), email: get("EPC_EMAIL"), api_key: get("EPC_API_KEY") }
+        let mut in_secret_manager = BTreeMap::new();
+        for (env, var) in [("EPC_TOKEN_SECRET", "epc_token_secret"), ("EPC_EMAIL_SECRET", "epc_email_secret"), ("EPC_API_KEY_SECRET", "epc_api_key_secret")] {
+            if let Some(name) = get(env) {
+                in_secret_manager.insert(var.to_string(), name);
+            }
+        }
+        Self { token: get("EPC_TOKEN"), email: get("EPC_EMAIL"), api_key: get("EPC_API_KEY"), in_secret_manager }
+    }
+
+    fn has(&self, value: &Option<String>, var: &str) -> bool {
+        value.is_some() || self.in_secret_manager.contains_key(&format!("{var}_secret"))
     }
 
     /// Says which variable is missing for `source`, before anything runs.
     pub fn check(&self, source: Source) -> Result<()> {
+        for name in self.in_secret_manager.values() {
+            google_auth::check_secret_name(name)?;
+        }
         match source {
-            Source::Gepbd if self.token.is_none() => bail!(
+            Source::Gepbd if !self.has(&self.token, "epc_token") => bail!(
                 "no GEPBD token: set EPC_TOKEN (from your account on the get-energy-performance-data service), \
                  or run `dame demo` to try without one"
             ),
-            Source::Odc if self.email.is_none() || self.api_key.is_none() => {
-                bail!("no ODC credentials: set both EPC_EMAIL and EPC_API_KEY")
+            Source::Odc if !self.has(&self.email, "epc_email") || !self.has(&self.api_key, "epc_api_key") => {
+                bail!("no ODC credentials: set both EPC_EMAIL and EPC_API_KEY (or their *_SECRET Secret Manager names)")
             }
             _ => Ok(()),
         }
@@ -146,6 +164,8 @@ impl GoogleEnv {
             ("STORAGE_EMULATOR_HOST", "storage_emulator_host"),
             ("BIGQUERY_EMULATOR_HOST", "bigquery_emulator_host"),
             ("GOOGLE_OAUTH_ACCESS_TOKEN", "google_oauth_access_token"),
+            // A local stand-in for Secret Manager (tests).
+            ("DAME_SECRET_MANAGER_URL", "secret_manager_url"),
         ] {
             if let Some(v) = get(env) {
                 values.insert(key.to_string(), v);
@@ -161,7 +181,7 @@ impl GoogleEnv {
 
     /// The stand-ins' URLs, which the components must be allowed to reach.
     pub fn emulator_hosts(&self) -> Vec<String> {
-        ["storage_emulator_host", "bigquery_emulator_host"]
+        ["storage_emulator_host", "bigquery_emulator_host", "secret_manager_url"]
             .iter()
             .filter_map(|k| self.values.get(*k))
             .map(|v| if v.contains("://") { v.clone() } else { format!("http://{v}") })
@@ -365,6 +385,9 @@ fn job_values(job: &Job) -> BTreeMap<String, String> {
         if let Some(val) = val {
             v.insert(k.into(), val.clone());
         }
+    }
+    for (k, name) in &job.secrets.in_secret_manager {
+        v.insert(k.clone(), name.clone());
     }
     v
 }

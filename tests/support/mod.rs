@@ -164,3 +164,44 @@ pub fn landed(landing: &Path, kind: &str) -> Vec<Value> {
     }
     lines
 }
+
+/// A one-route HTTP stand-in on a free loopback port: answers every
+/// request with `body` when the path is `path`, 404 otherwise, and counts
+/// requests. Enough for APIs with no emulator of their own (Secret Manager).
+pub struct StandIn {
+    pub url: String,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StandIn {
+    pub fn start(path: &str, body: &str) -> StandIn {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (path, body, counter) = (path.to_string(), body.to_string(), hits.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let requested = line.split_whitespace().nth(1).unwrap_or("");
+                let (status, text) = if requested == path { ("200 OK", body.as_str()) } else { ("404 Not Found", "{}") };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        StandIn { url, hits }
+    }
+}

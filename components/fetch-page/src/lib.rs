@@ -34,8 +34,41 @@ fn api(a: types::Api) -> Result<Api, types::Error> {
     Api::new(a.source.into(), &a.base_url).map_err(error)
 }
 
+thread_local! {
+    /// Secrets read from Secret Manager, kept for the instance's life: one
+    /// read per run, not one per page.
+    static SECRETS: std::cell::RefCell<std::collections::BTreeMap<String, String>> = Default::default();
+}
+
+/// A credential: from Secret Manager when `{key}_secret` names a secret
+/// version (production), else the value of `{key}` (development).
+fn credential(key: &str) -> Result<Option<String>, types::Error> {
+    let Some(name) = config(&format!("{key}_secret"))? else {
+        return config(key);
+    };
+    if let Some(v) = SECRETS.with(|s| s.borrow().get(&name).cloned()) {
+        return Ok(Some(v));
+    }
+    let auth = google_auth::Auth::from_settings(
+        config(google_auth::CONFIG_ACCESS_TOKEN)?,
+        config(google_auth::CONFIG_CREDENTIALS_JSON)?,
+    )
+    .map_err(|e| types::Error::Unauthorized(e.to_string()))?;
+    let base = config("secret_manager_url")?;
+    let value = wstd::runtime::block_on(async {
+        let client = Client::new(WasiTransport::default());
+        google_auth::access_secret(&client, &auth, &name, base.as_deref()).await
+    })
+    .map_err(|e| types::Error::Unauthorized(format!("{key}: {e}")))?
+    .expose()
+    .to_string();
+    SECRETS.with(|s| s.borrow_mut().insert(name, value.clone()));
+    Ok(Some(value))
+}
+
 fn credentials(source: epc_model::Source) -> Result<Credentials, types::Error> {
-    Credentials::for_source(source, config("epc_token")?, config("epc_email")?, config("epc_api_key")?).map_err(error)
+    Credentials::for_source(source, credential("epc_token")?, credential("epc_email")?, credential("epc_api_key")?)
+        .map_err(error)
 }
 
 fn day(s: &str) -> Result<jiff::civil::Date, types::Error> {

@@ -22,9 +22,11 @@
 
 mod jwt;
 mod secret;
+mod secret_manager;
 
 pub use jwt::ServiceAccountKey;
 pub use secret::Secret;
+pub use secret_manager::{SECRET_MANAGER_URL, access_secret, check_secret_name};
 
 use http_client::{Client, Method, Request, Response, Transport, TransportError};
 use std::sync::Mutex;

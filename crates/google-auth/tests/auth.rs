@@ -175,3 +175,26 @@ fn refusals_and_debug_output_carry_no_secrets() {
     let err = ServiceAccountKey::from_json(&broken).unwrap_err().to_string();
     assert!(err.contains("PKCS#8") && !err.contains("XXX"), "{err}");
 }
+
+#[test]
+fn secrets_are_read_from_secret_manager_with_the_token() {
+    let api = StandIn::start(|seen, _| {
+        if seen.path == "/v1/projects/p-123456/secrets/epc-token/versions/latest:access" {
+            (200, r#"{"name":"projects/p-123456/secrets/epc-token/versions/1","payload":{"data":"dG9rLWZyb20tc20K"}}"#.into())
+        } else {
+            (403, r#"{"error":{"code":403,"status":"PERMISSION_DENIED"}}"#.into())
+        }
+    });
+    let auth = Auth::from_settings(Some("ya29.explicit".into()), None).unwrap();
+    let name = "projects/p-123456/secrets/epc-token/versions/latest";
+    let secret = block_on(google_auth::access_secret(&client(), &auth, name, Some(&api.url))).unwrap();
+    assert_eq!(secret.expose(), "tok-from-sm");
+    assert_eq!(api.seen.lock().unwrap()[0].header("authorization"), Some("Bearer ya29.explicit"));
+    let denied = block_on(google_auth::access_secret(&client(), &auth, "projects/p-123456/secrets/other/versions/latest", Some(&api.url)))
+        .unwrap_err()
+        .to_string();
+    assert!(denied.contains("secretmanager.secretAccessor") && !denied.contains("ya29"), "{denied}");
+    let before = api.seen.lock().unwrap().len();
+    assert!(block_on(google_auth::access_secret(&client(), &auth, "epc-token", Some(&api.url))).is_err());
+    assert_eq!(api.seen.lock().unwrap().len(), before, "a bad name sent a request");
+}

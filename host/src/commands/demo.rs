@@ -44,6 +44,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
             token: Some("demo-token".into()),
             email: Some("demo@example.org".into()),
             api_key: Some("demo-key".into()),
+            in_secret_manager: Default::default(),
         },
         google: Default::default(),
     };
