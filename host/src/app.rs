@@ -199,8 +199,21 @@ pub struct Job {
     pub landing: LandingTarget,
     pub warehouse: Option<WarehouseTarget>,
     pub page_size: u32,
+    /// Seconds after which no new work starts (0: none).
+    pub budget_seconds: u32,
     pub secrets: Secrets,
     pub google: GoogleEnv,
+}
+
+/// Who runs, as the lease names it to a run that finds it held.
+pub fn holder(what: &str) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this machine".into());
+    format!("{what} on {host} (pid {})", std::process::id())
 }
 
 pub struct App {
@@ -319,7 +332,14 @@ impl App {
 
     /// Runs the cron entry point once, as Spin's trigger would.
     pub async fn tick(&self, id: &str, values: &BTreeMap<String, String>, google: &GoogleEnv, timestamp: u64, display: Display) -> Result<(Result<(), String>, Summary)> {
-        let (resolved, caps) = self.prepare(id, values, google)?;
+        let (resolved, mut caps) = self.prepare(id, values, google)?;
+        caps.config.insert("holder".into(), holder("dame serve"));
+        let warehouse = caps.config.get("warehouse").cloned().unwrap_or_default();
+        if let Some(path) = warehouse.strip_prefix("duckdb") {
+            let path = path.strip_prefix(':').filter(|p| !p.is_empty()).unwrap_or("./data/epc.duckdb");
+            let landing = LandingTarget::parse(resolved.variables.get("landing").map(String::as_str).unwrap_or("./data"))?;
+            caps.warehouse = Some(crate::duck::open(Path::new(path), &landing)?);
+        }
         let (sink, rx) = LineSink::new();
         let follower = tokio::spawn(events::follow(rx, display));
         let outcome = async {
@@ -416,5 +436,7 @@ fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
         recommendations: false,
         load: job.warehouse.is_some(),
         views: false,
+        budget_seconds: job.budget_seconds,
+        holder: holder("dame run"),
     }
 }

@@ -41,6 +41,8 @@ enum Command {
     Demo(commands::demo::Args),
     /// Print the next times the daily run acts, in UTC and London time.
     Schedule(commands::schedule::Args),
+    /// Run the manifest's cron triggers here, as Spin would.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
             Command::Emulate(a) => commands::emulate::main(a).await,
             Command::Demo(a) => commands::demo::main(a).await,
             Command::Schedule(a) => commands::schedule::main(a),
+            Command::Serve(a) => commands::serve::main(a).await,
         }
     });
     match result {

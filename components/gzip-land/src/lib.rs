@@ -16,7 +16,7 @@ wit_bindgen::generate!({
 
 use epc_bindings::{landing_error as error, types};
 use epc_model::{Dataset, LoadMarker, Month, MonthState as State, MonthStatus as Status};
-use exports::dame::epc::landing::{Guest, LoadRecord, MonthState, MonthStatus, PageInfo, Part};
+use exports::dame::epc::landing::{Guest, Lease, LoadRecord, MonthState, MonthStatus, PageInfo, Part};
 use http_client::wasi::WasiTransport;
 use landing::{AnyStore, Landing, LandingError};
 use std::cell::OnceCell;
@@ -130,6 +130,55 @@ impl Guest for GzipLand {
     fn reset_month(dataset: types::Dataset, m: types::Month) -> Result<u32, types::Error> {
         let (l, m) = (landing()?, month(m)?);
         block_on(l.reset_month(dataset.into(), m))
+    }
+
+    fn acquire_lease(holder: String, ttl_seconds: u32) -> Result<Lease, types::Error> {
+        let l = landing()?;
+        block_on(l.acquire_lease(&holder, seconds(ttl_seconds), GzipLand::now())).map(lease_out)
+    }
+
+    fn renew_lease(lease: Lease, ttl_seconds: u32) -> Result<Lease, types::Error> {
+        let l = landing()?;
+        let lease = lease_in(lease)?;
+        block_on(l.renew_lease(&lease, seconds(ttl_seconds), GzipLand::now())).map(lease_out)
+    }
+
+    fn release_lease(lease: Lease) -> Result<(), types::Error> {
+        let l = landing()?;
+        let lease = lease_in(lease)?;
+        block_on(l.release_lease(&lease, GzipLand::now()))
+    }
+
+    fn record_run(day: String, finished: bool, summary: String) -> Result<(), types::Error> {
+        let l = landing()?;
+        block_on(l.record_run(&day, finished, &summary, GzipLand::now()))
+    }
+
+    fn run_finished(day: String) -> Result<Option<bool>, types::Error> {
+        let l = landing()?;
+        block_on(l.run_record(&day)).map(|r| r.map(|r| r.finished))
+    }
+}
+
+fn lease_out(l: landing::Lease) -> Lease {
+    Lease { number: l.number, holder: l.holder, expires_at: l.expires_at.to_string(), taken_over_from: l.taken_over_from }
+}
+
+fn lease_in(l: Lease) -> Result<landing::Lease, types::Error> {
+    let expires_at = l
+        .expires_at
+        .parse()
+        .map_err(|_| types::Error::InvalidInput(format!("lease expiry '{}' is not an RFC 3339 time", l.expires_at)))?;
+    Ok(landing::Lease { number: l.number, holder: l.holder, expires_at, taken_over_from: l.taken_over_from })
+}
+
+fn seconds(n: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(n as u64)
+}
+
+impl GzipLand {
+    fn now() -> jiff::Timestamp {
+        jiff::Timestamp::now()
     }
 }
 

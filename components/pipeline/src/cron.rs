@@ -5,7 +5,8 @@
 //! trigger fires at both 07:00 and 08:00 UTC and this decides, with the
 //! time-zone database, which of the two is eight o'clock in London.
 
-use crate::exports::dame::epc::pipeline::Options;
+use crate::dame::epc::landing;
+use crate::exports::dame::epc::pipeline::{Options, Outcome};
 use crate::log;
 use crate::run;
 use epc_bindings::{config, types};
@@ -20,18 +21,31 @@ pub fn handle(timestamp: u64) -> Result<(), types::Error> {
         .map_err(|e| types::Error::InvalidInput(format!("cron timestamp {timestamp}: {e}")))?
         .in_tz("Europe/London")
         .expect("bundled time-zone data has London");
+    let day = now.date().to_string();
+    let london = now.strftime("%Y-%m-%d %H:%M %Z").to_string();
     let force = flag("force")?;
-    if now.hour() != RUN_HOUR && !force {
-        log::info("tick", json!({"step": "schedule", "acted": false, "london": now.strftime("%Y-%m-%d %H:%M %Z").to_string(),
-            "reason": "not 08:00 in London; set force=true to run at any hour"}));
+    // What was recorded for today's run: none, cut short (false) or done.
+    let today = landing::run_finished(&day)?;
+    let act = force || (now.hour() == RUN_HOUR && today != Some(true)) || today == Some(false);
+    if !act {
+        let reason = match today {
+            Some(true) => "today's run is done (no catch-up)",
+            _ => "not 08:00 in London; set force=true to run at any hour",
+        };
+        log::info("tick", json!({"step": "schedule", "acted": false, "london": london, "reason": reason}));
         return Ok(());
     }
+    let continuing = today == Some(false);
+    log::info("tick", json!({"step": "schedule", "acted": true, "london": london, "forced": force, "continuing": continuing}));
     let options = options(now.date())?;
     let report = run::run(&options, now.date())?;
+    let deferred = report.months.iter().filter(|m| m.outcome == Outcome::Deferred).count();
+    let summary = format!("{} steps, {deferred} deferred", report.months.len());
+    landing::record_run(&day, deferred == 0, &summary)?;
     let failed: Vec<String> = report
         .months
         .iter()
-        .filter(|m| m.outcome == crate::exports::dame::epc::pipeline::Outcome::Failed)
+        .filter(|m| m.outcome == Outcome::Failed)
         .map(|m| format!("{}-{:02}: {}", m.month.year, m.month.month, m.message.clone().unwrap_or_default()))
         .collect();
     if failed.is_empty() {
@@ -65,6 +79,11 @@ fn options(today: jiff::civil::Date) -> Result<Options, types::Error> {
         None => 5000,
     };
     let recommendations = flag("with_recs")?;
+    let budget_seconds = match config("budget_seconds")? {
+        Some(s) => s.trim().parse().map_err(|_| types::Error::InvalidInput(format!("variable budget_seconds = {s:?}: a number of seconds (0: none)")))?,
+        None => 7200,
+    };
+    let warehouse = config("warehouse")?;
     Ok(Options {
         api: types::Api { source: source.into(), base_url },
         kinds: kinds.into_iter().map(Into::into).collect(),
@@ -73,7 +92,9 @@ fn options(today: jiff::civil::Date) -> Result<Options, types::Error> {
         page_size,
         certificates: true,
         recommendations,
-        load: flag("load")?,
-        views: flag("views")?,
+        load: warehouse.is_some(),
+        views: warehouse.is_some(),
+        budget_seconds,
+        holder: config("holder")?.unwrap_or_else(|| "the cron trigger".into()),
     })
 }

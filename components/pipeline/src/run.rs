@@ -4,16 +4,79 @@ use crate::log;
 use epc_bindings::types::{self, Counters, Error};
 use epc_model::{Dataset, Month, MonthRange, Source};
 use serde_json::json;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a lease lasts unless renewed; it is renewed well before, so a
+/// run holds it as long as it works and a crashed run blocks others for at
+/// most this long.
+const LEASE_TTL_SECONDS: u32 = 600;
+/// Renew once this much of the lease has passed.
+const RENEW_AFTER: Duration = Duration::from_secs(LEASE_TTL_SECONDS as u64 / 3);
+/// Attempts of a step (a month's fetch, load or recommendations) before it
+/// is recorded as failed; each resumes from the last checkpoint.
+const STEP_ATTEMPTS: u32 = 3;
+/// The first wait between attempts; it doubles.
+const STEP_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Today in London, where the API's days begin and end.
 pub fn london_today() -> jiff::civil::Date {
     jiff::Timestamp::now().in_tz("Europe/London").expect("bundled time-zone data has London").date()
 }
 
+/// The run's lease and time budget, checked before each unit of work.
+struct Guard {
+    lease: landing::Lease,
+    renewed: Instant,
+    started: Instant,
+    budget: Option<Duration>,
+}
+
+/// Why work stops before a unit.
+enum Stop {
+    /// The time budget is spent: what is left is deferred to the next run.
+    Budget,
+    /// The lease is lost or could not be renewed: stop at once.
+    Lease(Error),
+}
+
+impl Guard {
+    fn acquire(holder: &str, budget_seconds: u32) -> Result<Guard, Error> {
+        let lease = landing::acquire_lease(holder, LEASE_TTL_SECONDS)?;
+        if let Some(previous) = &lease.taken_over_from {
+            log::warn(
+                "lease",
+                json!({"step": "lease", "message": format!("took over an expired lease held by {previous}"), "lease": lease.number}),
+            );
+        }
+        log::info("lease", json!({"step": "lease", "holder": lease.holder, "lease": lease.number, "expires_at": lease.expires_at}));
+        let now = Instant::now();
+        let budget = (budget_seconds > 0).then(|| Duration::from_secs(budget_seconds as u64));
+        Ok(Guard { lease, renewed: now, started: now, budget })
+    }
+
+    /// Before each unit of work: within budget, and the lease still ours.
+    fn check(&mut self) -> Result<(), Stop> {
+        if self.budget.is_some_and(|b| self.started.elapsed() >= b) {
+            return Err(Stop::Budget);
+        }
+        if self.renewed.elapsed() >= RENEW_AFTER {
+            self.lease = landing::renew_lease(&self.lease, LEASE_TTL_SECONDS).map_err(Stop::Lease)?;
+            self.renewed = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn release(self) {
+        if let Err(e) = landing::release_lease(&self.lease) {
+            log::warn("lease", json!({"step": "lease", "message": format!("could not release the lease: {e}")}));
+        }
+    }
+}
+
 /// Runs the job. Bad input, refused credentials and an unreachable API stop
-/// it before anything is written; after that, a month that fails is recorded
-/// as failed and the run goes on to the next.
+/// it before anything is written; so does a lease held by another run.
+/// After that, a month that fails is recorded as failed and the run goes
+/// on; when the time budget is spent, the rest is deferred to the next run.
 pub fn run(options: &Options, today: jiff::civil::Date) -> Result<Report, Error> {
     let range = MonthRange::new(options.start.try_into()?, options.end.try_into()?, today)?;
     if options.kinds.is_empty() {
@@ -27,46 +90,131 @@ pub fn run(options: &Options, today: jiff::civil::Date) -> Result<Report, Error>
         json!({"source": source.as_str(), "kinds": options.kinds.iter().map(|k| epc_model::Kind::from(*k).as_str()).collect::<Vec<_>>(),
                "start": range.start.to_string(), "end": range.end.to_string(), "months": months.len(),
                "certificates": options.certificates, "recommendations": options.recommendations,
-               "load": options.load, "views": options.views}),
+               "load": options.load, "views": options.views, "budget_seconds": options.budget_seconds}),
     );
     if options.certificates {
         fetch_page::preflight(&options.api, options.kinds[0], &last_day).inspect_err(|e| {
             log::error("preflight", json!({"step": "preflight", "reason": e.to_string()}));
         })?;
     }
+    let mut guard = Guard::acquire(&options.holder, options.budget_seconds).inspect_err(|e| {
+        log::error("lease", json!({"step": "lease", "reason": e.to_string()}));
+    })?;
+    let started = Instant::now();
+    let outcome = run_months(options, &months, &last_day, &mut guard);
+    guard.release();
+    let report = outcome?;
+    let count = |o: Outcome| report.months.iter().filter(|m| m.outcome == o).count();
+    let (failed, deferred) = (count(Outcome::Failed), count(Outcome::Deferred));
+    let rows: u64 = report.months.iter().filter(|m| matches!(m.outcome, Outcome::Landed)).map(|m| m.rows).sum();
+    let fields = json!({"step": "run", "failed": failed, "deferred": deferred, "rows_landed": rows,
+        "seconds": started.elapsed().as_secs_f64(),
+        "reason": (failed > 0).then(|| format!("{failed} step(s) failed; the next run resumes them"))});
+    // The line a log-based alert matches: level ERROR, event "run".
+    log::emit(if failed > 0 { "ERROR" } else { "INFO" }, "run", fields);
+    Ok(report)
+}
+
+fn run_months(options: &Options, months: &[Month], last_day: &str, guard: &mut Guard) -> Result<Report, Error> {
     let mut report = Report { months: Vec::new() };
     for &kind in &options.kinds {
-        for &month in &months {
+        for &month in months {
             let certificates = Dataset::certificates(kind.into());
+            let mut steps: Vec<(Dataset, &str)> = Vec::new();
             if options.certificates {
-                let r = fetch_month(options, certificates, month, &last_day)?;
-                let failed = r.outcome == Outcome::Failed;
-                report.months.push(r);
-                if failed {
-                    continue;
-                }
+                steps.push((certificates, "fetch"));
             }
             if options.recommendations {
-                report.months.push(recs_month(options, kind, month)?);
+                steps.push((Dataset::recommendations(kind.into()), "recs"));
             }
             if options.load {
-                let sets = [Some(certificates), options.recommendations.then(|| Dataset::recommendations(kind.into()))];
-                for ds in sets.into_iter().flatten() {
-                    // Only a month landed since its last load is loaded: a
-                    // loaded month is current, and a month with no data
-                    // must not empty what the warehouse holds.
-                    let state = landing::read_month(ds.into(), month.into())?;
-                    if state.status == landing::MonthStatus::Landed {
-                        report.months.push(load_month(ds, month)?);
+                steps.push((certificates, "load"));
+                if options.recommendations {
+                    steps.push((Dataset::recommendations(kind.into()), "load"));
+                }
+            }
+            for (ds, step) in steps {
+                match guard.check() {
+                    Ok(()) => {}
+                    Err(Stop::Budget) => {
+                        report.months.push(deferred(ds, month, step));
+                        continue;
                     }
+                    Err(Stop::Lease(e)) => return Err(e),
+                }
+                let r = with_retries(ds, month, step, || match step {
+                    "fetch" => fetch_month(options, ds, month, last_day, guard),
+                    "recs" => recs_month(options, ds, month),
+                    _ => load_month(ds, month),
+                })?;
+                let Some(r) = r else { continue };
+                let stop_kind = r.outcome == Outcome::Failed && step != "load";
+                report.months.push(r);
+                if stop_kind {
+                    // A month whose fetch failed is neither loaded nor
+                    // given recommendations until a run lands it.
+                    break;
                 }
             }
         }
     }
     if options.views {
-        apply_views()?;
+        match guard.check() {
+            // Views failing leave the data loaded: report, do not fail the run.
+            Ok(()) => {
+                if let Err(e) = apply_views() {
+                    log::error("views", json!({"step": "views", "reason": e.to_string()}));
+                }
+            }
+            Err(Stop::Budget) => log::info("views", json!({"step": "views", "outcome": "deferred"})),
+            Err(Stop::Lease(e)) => return Err(e),
+        }
     }
     Ok(report)
+}
+
+/// Runs a month-level step up to [`STEP_ATTEMPTS`] times. Errors no retry
+/// can fix (bad input, refused credentials) stop the run; others are
+/// retried after a growing wait, then reported as the month's failure.
+fn with_retries(
+    ds: Dataset,
+    month: Month,
+    step: &str,
+    mut attempt: impl FnMut() -> Result<Option<MonthReport>, Error>,
+) -> Result<Option<MonthReport>, Error> {
+    let mut wait = STEP_BACKOFF;
+    for n in 1..=STEP_ATTEMPTS {
+        let r = attempt()?;
+        match &r {
+            Some(m) if m.outcome == Outcome::Failed && n < STEP_ATTEMPTS => {
+                log::warn(
+                    "retry",
+                    merge(fields(ds, month), json!({"step": step, "attempt": n, "message": m.message.clone().unwrap_or_default()})),
+                );
+                wstd::runtime::block_on(wstd::task::sleep(wait.into()));
+                wait *= 2;
+            }
+            _ => return Ok(r),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn deferred(ds: Dataset, month: Month, step: &str) -> MonthReport {
+    log::info("month", merge(fields(ds, month), json!({"step": step, "outcome": "deferred", "rows": 0,
+        "reason_deferred": "the run's time budget is spent; the next run continues here"})));
+    MonthReport {
+        dataset: ds.into(),
+        month: month.into(),
+        outcome: Outcome::Deferred,
+        rows: 0,
+        pages: 0,
+        bytes: 0,
+        requests: 0,
+        retries: 0,
+        millis: 0,
+        message: Some("time budget spent".into()),
+    }
 }
 
 fn add(total: &mut Counters, c: &Counters) {
@@ -91,8 +239,15 @@ fn fatal(e: &Error) -> bool {
     matches!(e, Error::Unauthorized(_) | Error::InvalidInput(_))
 }
 
-/// Fetches and lands one month from its last checkpoint to its end.
-fn fetch_month(options: &Options, ds: Dataset, month: Month, last_day: &str) -> Result<MonthReport, Error> {
+/// Fetches and lands one month from its last checkpoint to its end, page by
+/// page, checking the budget and the lease before each page.
+fn fetch_month(
+    options: &Options,
+    ds: Dataset,
+    month: Month,
+    last_day: &str,
+    guard: &mut Guard,
+) -> Result<Option<MonthReport>, Error> {
     let started = Instant::now();
     let wds: types::Dataset = ds.into();
     let wmonth: types::Month = month.into();
@@ -125,6 +280,11 @@ fn fetch_month(options: &Options, ds: Dataset, month: Month, last_day: &str) -> 
         // before they could be fetched: carried into the next checkpoint.
         let mut carried = 0;
         while !done {
+            match guard.check() {
+                Ok(()) => {}
+                Err(Stop::Budget) => return Ok(Outcome::Deferred),
+                Err(Stop::Lease(e)) => return Err(e),
+            }
             let page = fetch_page::fetch(&fetch_page::PageRequest {
                 api: options.api.clone(),
                 kind: ds.kind.into(),
@@ -179,13 +339,16 @@ fn fetch_month(options: &Options, ds: Dataset, month: Month, last_day: &str) -> 
     match result {
         Ok(outcome) => {
             report.outcome = outcome;
+            if outcome == Outcome::Deferred {
+                report.message = Some("time budget spent; the next run resumes after the last page".into());
+            }
             log::info(
                 "month",
                 merge(fields(ds, month), json!({"step": "fetch", "outcome": outcome_name(outcome), "rows": report.rows,
                     "pages": report.pages, "bytes": report.bytes, "requests": report.requests,
                     "retries": report.retries, "seconds": report.millis as f64 / 1000.0})),
             );
-            Ok(report)
+            Ok(Some(report))
         }
         Err(e) => {
             let reason = e.to_string();
@@ -203,19 +366,25 @@ fn fetch_month(options: &Options, ds: Dataset, month: Month, last_day: &str) -> 
             }
             report.outcome = Outcome::Failed;
             report.message = Some(reason);
-            Ok(report)
+            Ok(Some(report))
         }
     }
 }
 
-fn recs_month(options: &Options, kind: types::Kind, month: Month) -> Result<MonthReport, Error> {
+fn recs_month(options: &Options, ds: Dataset, month: Month) -> Result<Option<MonthReport>, Error> {
     let started = Instant::now();
-    let ds = Dataset::recommendations(kind.into());
-    let r = recs::fetch_recs(&options.api, kind, month.into());
-    step_report(ds, month, started, r.map(|o| (o.recommendations, o.stats)), "recs")
+    let r = recs::fetch_recs(&options.api, ds.kind.into(), month.into());
+    step_report(ds, month, started, r.map(|o| (o.recommendations, o.stats)), "recs").map(Some)
 }
 
-fn load_month(ds: Dataset, month: Month) -> Result<MonthReport, Error> {
+/// Loads a month landed since its last load. A loaded month is current, and
+/// a month with no data must not empty what the warehouse holds: both are
+/// left alone (`None`).
+fn load_month(ds: Dataset, month: Month) -> Result<Option<MonthReport>, Error> {
+    let state = landing::read_month(ds.into(), month.into())?;
+    if state.status != landing::MonthStatus::Landed {
+        return Ok(None);
+    }
     let started = Instant::now();
     let r = load::load_month(ds.into(), month.into()).and_then(|loaded| {
         let record = landing::LoadRecord {
@@ -226,7 +395,7 @@ fn load_month(ds: Dataset, month: Month) -> Result<MonthReport, Error> {
         landing::record_load(ds.into(), month.into(), &record)?;
         Ok((loaded.rows, Counters { requests: 0, retries: 0, bytes: 0 }))
     });
-    step_report(ds, month, started, r, "load")
+    step_report(ds, month, started, r, "load").map(Some)
 }
 
 /// The report of a month-level step other than fetching.
@@ -269,7 +438,8 @@ fn apply_views() -> Result<(), Error> {
     let outcomes = views::apply_views()?;
     for o in &outcomes {
         let level = if o.ok { "INFO" } else { "ERROR" };
-        log::emit(level, "view", json!({"step": "views", "file": o.file, "ok": o.ok, "message": o.message}));
+        log::emit(level, "view", json!({"step": "views", "file": o.file, "ok": o.ok, "message": o.message,
+            "reason": (!o.ok).then(|| o.message.clone())}));
     }
     Ok(())
 }
@@ -281,5 +451,6 @@ fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Skipped => "skipped",
         Outcome::Loaded => "loaded",
         Outcome::Failed => "failed",
+        Outcome::Deferred => "deferred",
     }
 }

@@ -17,6 +17,7 @@
 
 mod any;
 mod fs;
+mod lease;
 mod gcs;
 mod part;
 mod protocol;
@@ -24,6 +25,7 @@ mod store;
 
 pub use any::AnyStore;
 pub use fs::FsStore;
+pub use lease::{Lease, RunRecord};
 pub use gcs::{GCS_BASE_URL, GcsLocation, GcsStore};
 pub use part::encode_part;
 pub use protocol::{Landing, LandingError, PageInfo};

@@ -40,6 +40,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         landing: LandingTarget::parse(&a.landing)?,
         warehouse: None,
         page_size: 5000,
+        budget_seconds: 0,
         secrets: Secrets {
             token: Some("demo-token".into()),
             email: Some("demo@example.org".into()),

@@ -6,6 +6,7 @@ pub mod emulate;
 pub mod reset;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 pub mod status;
 
 use anyhow::Result;

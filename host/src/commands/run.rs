@@ -34,6 +34,10 @@ pub struct Args {
     /// Rows per search request, 1-5000.
     #[arg(long, default_value_t = 5000)]
     pub page_size: u32,
+    /// Stop starting new work after this many seconds; the rest is
+    /// deferred to the next run (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    pub budget: u32,
     /// Log lines as JSON (as the component writes them) instead of progress.
     #[arg(long)]
     pub json_log: bool,
@@ -66,7 +70,7 @@ pub fn job(a: &Args, secrets: Secrets) -> Result<Job> {
     }
     secrets.check(source)?;
     let google = GoogleEnv::from_env()?;
-    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, secrets, google })
+    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, budget_seconds: a.budget, secrets, google })
 }
 
 pub async fn main(a: Args) -> Result<ExitCode> {
@@ -88,6 +92,12 @@ pub async fn execute(app: &App, job: &Job, display: Display) -> Result<ExitCode>
             eprintln!("dame: {} month(s) failed; run the same command again to resume them", summary.failed());
             Ok(ExitCode::from(1))
         }
-        Ok(_) => Ok(ExitCode::SUCCESS),
+        Ok(_) => {
+            let deferred = summary.rows.iter().filter(|r| r.outcome == "deferred").count();
+            if deferred > 0 {
+                eprintln!("dame: the time budget was spent with {deferred} step(s) left; run the same command again to continue");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
