@@ -44,7 +44,11 @@ fn main() {
             build(&root, &target.join("components"))
         }
     };
-    for (_, file) in COMPONENTS {
+    // Spin composes only one level of dependencies: the warehouse steps
+    // get their BigQuery provider plugged in ahead of time.
+    compose::compose_all(&dir).expect("composing the warehouse steps with bigquery");
+    let composed = compose::COMPOSITIONS.iter().map(|(_, _, out)| *out);
+    for file in COMPONENTS.iter().map(|(_, f)| *f).chain(composed) {
         let from = dir.join(file);
         std::fs::copy(&from, out.join(file)).unwrap_or_else(|e| panic!("copying component {}: {e}", from.display()));
     }

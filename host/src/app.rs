@@ -267,25 +267,31 @@ impl App {
     }
 
     /// The providers of a component's imports: the manifest's dependencies,
-    /// and for a dependency that needs a warehouse, the warehouse: the
-    /// `bigquery` component, or the host's DuckDB.
+    /// and for a dependency that needs a warehouse, the warehouse. The
+    /// manifest names the warehouse steps composed with `bigquery` (Spin
+    /// needs them so); when the host provides the warehouse (DuckDB) it
+    /// runs the plain steps and serves their warehouse import itself.
     fn providers(&self, resolved: &Resolved, caps: &Capabilities) -> Result<Vec<(String, Provider)>> {
+        let bigquery = caps.config.get("warehouse").map(String::as_str) == Some("bigquery");
         let mut deps = Vec::new();
         for (interface, path) in &resolved.dependencies {
-            let (name, component) = self.load(path)?;
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+            let path = match file.strip_suffix("_bigquery.wasm") {
+                Some(plain) if !bigquery => path.with_file_name(format!("{plain}.wasm")),
+                _ => path.clone(),
+            };
+            let (name, component) = self.load(&path)?;
             let needs_warehouse = component
                 .component_type()
                 .imports(self.runtime.engine())
                 .any(|(n, _)| n.starts_with("dame:epc/warehouse@"));
             let mut nested = Vec::new();
             if needs_warehouse {
-                let provider = match caps.config.get("warehouse").map(String::as_str) {
-                    Some("bigquery") => {
-                        let bq = resolved.source.with_file_name("bigquery.wasm");
-                        let (name, component) = self.load(&bq)?;
-                        Provider::Component { name, component, deps: vec![] }
-                    }
-                    _ => Provider::Host,
+                let provider = if bigquery {
+                    let (name, component) = self.load(&path.with_file_name("bigquery.wasm"))?;
+                    Provider::Component { name, component, deps: vec![] }
+                } else {
+                    Provider::Host
                 };
                 nested.push(("dame:epc/warehouse".to_string(), provider));
             }

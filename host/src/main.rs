@@ -43,6 +43,8 @@ enum Command {
     Schedule(commands::schedule::Args),
     /// Run the manifest's cron triggers here, as Spin would.
     Serve(commands::serve::Args),
+    /// Check a Spin manifest and its components as Spin would load them.
+    Check(commands::check::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
             Command::Demo(a) => commands::demo::main(a).await,
             Command::Schedule(a) => commands::schedule::main(a),
             Command::Serve(a) => commands::serve::main(a).await,
+            Command::Check(a) => commands::check::main(a).await,
         }
     });
     match result {
