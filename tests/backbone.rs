@@ -93,13 +93,19 @@ fn a_second_run_lands_nothing_new() {
     let emu = Emu::samples();
     let dir = tempfile::tempdir().unwrap();
     assert!(run(&mut dame_run(&emu, "gepbd", ALL, "2021-01", "2021-03", dir.path())).status.success());
-    let before: Vec<(String, Vec<u8>)> =
-        files(dir.path()).into_iter().map(|f| (f.clone(), std::fs::read(dir.path().join(&f)).unwrap())).collect();
+    // Everything but the lease, which each run takes and gives back.
+    let snapshot = || -> Vec<(String, Vec<u8>)> {
+        files(dir.path())
+            .into_iter()
+            .filter(|f| !f.starts_with("state/_lease/"))
+            .map(|f| (f.clone(), std::fs::read(dir.path().join(&f)).unwrap()))
+            .collect()
+    };
+    let before = snapshot();
     let requests = emu.requests();
     let out = run(&mut dame_run(&emu, "gepbd", ALL, "2021-01", "2021-03", dir.path()));
     assert!(out.status.success());
-    let after: Vec<(String, Vec<u8>)> =
-        files(dir.path()).into_iter().map(|f| (f.clone(), std::fs::read(dir.path().join(&f)).unwrap())).collect();
+    let after = snapshot();
     assert_eq!(before, after, "the second run changed the landing folder");
     // Only the preflight request: every month was already complete.
     assert_eq!(emu.requests() - requests, 1);
@@ -163,8 +169,11 @@ fn a_killed_run_resumes_without_landing_a_page_twice() {
     assert_eq!(st["domestic"]["2021-03"], ("partial".to_string(), 250, 1));
     assert!(!st["domestic"].contains_key("2021-04"));
 
+    // The killed run still holds the lease; its process is gone, so this
+    // run takes the lease over at once rather than waiting for it to expire.
     let out = run(&mut dame_run(&emu, "gepbd", "domestic", "2021-01", "2021-04", dir.path()));
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("took over an expired lease held by dame run on"), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.contains("2021-03") && l.contains(" landed ") && l.contains(" 9 ")), "{table}");
     let expected = &emu.expected()["domestic"];

@@ -36,6 +36,7 @@ fn serve(emu: &Emu, manifest: &Path, landing: &Path, kinds: &str, extra: &[(&str
         .env("SPIN_VARIABLE_END_MONTH", "2021-03")
         .env("SPIN_VARIABLE_LANDING", landing)
         .env("SPIN_VARIABLE_WAREHOUSE", "")
+        .env("SPIN_VARIABLE_REQUEST_BUDGET", UNLIMITED)
         .env("EPC_TOKEN", TOKEN);
     for (k, v) in extra {
         c.env(k, v);

@@ -199,21 +199,42 @@ pub struct Job {
     pub landing: LandingTarget,
     pub warehouse: Option<WarehouseTarget>,
     pub page_size: u32,
+    /// Requests allowed to the EPC API, `N/Ds`.
+    pub request_budget: String,
     /// Seconds after which no new work starts (0: none).
     pub budget_seconds: u32,
     pub secrets: Secrets,
     pub google: GoogleEnv,
 }
 
-/// Who runs, as the lease names it to a run that finds it held.
-pub fn holder(what: &str) -> String {
-    let host = std::env::var("HOSTNAME")
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "this machine".into());
-    format!("{what} on {host} (pid {})", std::process::id())
+        .unwrap_or_else(|| "this machine".into())
+}
+
+/// Who runs, as the lease names it to a run that finds it held.
+pub fn holder(what: &str) -> String {
+    format!("{what} on {} (pid {})", hostname(), std::process::id())
+}
+
+/// Whether a lease holder is a dame process on this machine that no longer
+/// runs (killed, or stopped with Ctrl-C): its lease can be taken over at
+/// once instead of after it expires.
+pub fn is_dead_local_holder(holder: &str) -> bool {
+    let Some(rest) = holder.strip_suffix(')') else { return false };
+    let Some((who, pid)) = rest.rsplit_once(" (pid ") else { return false };
+    let Some((_, host)) = who.rsplit_once(" on ") else { return false };
+    let Ok(pid) = pid.parse::<i32>() else { return false };
+    if host != hostname() || pid <= 0 || pid as u32 == std::process::id() {
+        return false;
+    }
+    // Signal 0 checks existence; ESRCH means no such process.
+    let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    !alive
 }
 
 pub struct App {
@@ -321,12 +342,14 @@ impl App {
         if let Some(WarehouseTarget::DuckDb(path)) = &job.warehouse {
             caps.warehouse = Some(crate::duck::open(path, &job.landing)?);
         }
+        let stale = self.stale_holder(&job.landing).await?;
         let (sink, rx) = LineSink::new();
         let follower = tokio::spawn(events::follow(rx, display));
         let outcome = async {
             let (mut store, instance) = self.instantiate(&resolved, &caps, Some(sink)).await?;
             let pipeline = pb::Pipeline::new(&mut store, &instance)?;
-            let options = options(job);
+            let mut options = options(job);
+            options.stale_lease_holder = stale;
             let result = pipeline.dame_epc_pipeline().call_run(&mut store, &options).await.ctx("the pipeline trapped")?;
             Ok::<_, anyhow::Error>(result.map_err(|e| crate::bindings::message(&e).to_string()))
         }
@@ -340,6 +363,11 @@ impl App {
     pub async fn tick(&self, id: &str, values: &BTreeMap<String, String>, google: &GoogleEnv, timestamp: u64, display: Display) -> Result<(Result<(), String>, Summary)> {
         let (resolved, mut caps) = self.prepare(id, values, google)?;
         caps.config.insert("holder".into(), holder("dame serve"));
+        if let Some(landing) = resolved.variables.get("landing").filter(|l| !l.is_empty()) {
+            if let Some(stale) = self.stale_holder(&LandingTarget::parse(landing)?).await? {
+                caps.config.insert("stale_lease_holder".into(), stale);
+            }
+        }
         let warehouse = caps.config.get("warehouse").cloned().unwrap_or_default();
         if let Some(path) = warehouse.strip_prefix("duckdb") {
             let path = path.strip_prefix(':').filter(|p| !p.is_empty()).unwrap_or("./data/epc.duckdb");
@@ -360,6 +388,23 @@ impl App {
         .await;
         let summary = follower.await.map_err(|e| anyhow!("progress display failed: {e}"))?;
         Ok((outcome?, summary))
+    }
+
+    /// The holder of the current lease, when it is a dead process here.
+    async fn stale_holder(&self, landing: &LandingTarget) -> Result<Option<String>> {
+        if let LandingTarget::Folder(dir) = landing {
+            if !dir.join("state/_lease").exists() {
+                return Ok(None);
+            }
+        }
+        let (mut store, gz) = self.landing(landing).await?;
+        let lease = gz
+            .dame_epc_landing()
+            .call_read_lease(&mut store)
+            .await
+            .ctx("reading the lease")?
+            .map_err(|e| anyhow!("{}", crate::bindings::message(&e)))?;
+        Ok(lease.map(|l| l.holder).filter(|h| is_dead_local_holder(h)))
     }
 
     /// The landing step alone, for `status` and `reset`.
@@ -391,6 +436,7 @@ fn job_values(job: &Job) -> BTreeMap<String, String> {
     v.insert("start_month".into(), job.range.start.to_string());
     v.insert("end_month".into(), job.range.end.to_string());
     v.insert("page_size".into(), job.page_size.to_string());
+    v.insert("request_budget".into(), job.request_budget.clone());
     v.insert("landing".into(), match &job.landing {
         LandingTarget::Folder(p) => p.display().to_string(),
         LandingTarget::Bucket(b) => b.clone(),
@@ -444,5 +490,6 @@ fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
         views: false,
         budget_seconds: job.budget_seconds,
         holder: holder("dame run"),
+        stale_lease_holder: None,
     }
 }

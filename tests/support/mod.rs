@@ -13,6 +13,8 @@ use std::process::{Command, Output};
 pub const TOKEN: &str = "test-token-7f3a9c";
 pub const EMAIL: &str = "tester@example.org";
 pub const API_KEY: &str = "test-api-key-91b2";
+/// The emulator enforces no rate limit unless a test asks it to.
+pub const UNLIMITED: &str = "100000/1s";
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/odc").join(name)
@@ -109,6 +111,7 @@ pub fn text(out: &Output) -> String {
 pub fn dame_run(emu: &Emu, source: &str, kinds: &str, start: &str, end: &str, landing: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = dame();
     c.args(["run", "--source", source, "--api-url", &emu.url(), "--kind", kinds, "--start-month", start, "--end-month", end])
+        .args(["--request-budget", UNLIMITED])
         .arg("--landing")
         .arg(landing);
     match source {

@@ -71,6 +71,27 @@ fn credentials(source: epc_model::Source) -> Result<Credentials, types::Error> {
         .map_err(error)
 }
 
+thread_local! {
+    /// One client for the instance's life, so its request budget spans
+    /// every page of the run (and connections' state lives as long).
+    static CLIENT: std::cell::OnceCell<std::rc::Rc<Client<WasiTransport>>> = const { std::cell::OnceCell::new() };
+}
+
+/// The client, with the request budget from `request_budget` (`N/Ds`), by
+/// default just under GEPBD's 6,000 requests per 5 minutes.
+fn client() -> Result<std::rc::Rc<Client<WasiTransport>>, types::Error> {
+    if let Some(c) = CLIENT.with(|c| c.get().cloned()) {
+        return Ok(c);
+    }
+    let budget = match config("request_budget")? {
+        Some(spec) => http_client::RequestBudget::parse(&spec).map_err(types::Error::InvalidInput)?,
+        None => http_client::RequestBudget::gepbd_default(),
+    };
+    let c = std::rc::Rc::new(Client::new(WasiTransport::default()).with_budget(budget));
+    CLIENT.with(|cell| cell.set(c.clone()).ok());
+    Ok(c)
+}
+
 fn day(s: &str) -> Result<jiff::civil::Date, types::Error> {
     s.parse().map_err(|_| types::Error::InvalidInput(format!("last day '{s}' is not a date (YYYY-MM-DD)")))
 }
@@ -80,8 +101,8 @@ impl Guest for FetchPage {
         let api = api(a)?;
         let credentials = credentials(api.source)?;
         let last_day = day(&last_day)?;
+        let client = client()?;
         wstd::runtime::block_on(async {
-            let client = Client::new(WasiTransport::default());
             epc_source::preflight(&client, &credentials, &api, kind.into(), last_day).await.map_err(error)
         })
     }
@@ -97,13 +118,17 @@ impl Guest for FetchPage {
             page_size: request.page_size,
             last_day: day(&request.last_day)?,
         };
+        let client = client()?;
         wstd::runtime::block_on(async {
-            let client = Client::new(WasiTransport::default());
+            let (r0, t0, b0) = client.counters().snapshot();
             let page = epc_source::fetch_page(&client, &credentials, &page_request).await.map_err(error)?;
-            let (requests, retries, bytes) = client.counters().snapshot();
+            let (r1, t1, b1) = client.counters().snapshot();
+            let (requests, retries, bytes) = (r1 - r0, t1 - t0, b1 - b0);
             let mut warnings = page.warnings;
-            if let Some(reasons) = client.counters().retry_reasons() {
-                warnings.push(format!("retried {retries} request(s): {reasons}"));
+            if retries > 0 {
+                if let Some(reasons) = client.counters().take_retry_reasons() {
+                    warnings.push(format!("retried {retries} request(s): {reasons}"));
+                }
             }
             Ok(Page {
                 certificates: page.certificates.into_iter().map(Into::into).collect(),

@@ -132,9 +132,14 @@ impl Guest for GzipLand {
         block_on(l.reset_month(dataset.into(), m))
     }
 
-    fn acquire_lease(holder: String, ttl_seconds: u32) -> Result<Lease, types::Error> {
+    fn acquire_lease(holder: String, ttl_seconds: u32, stale_holder: Option<String>) -> Result<Lease, types::Error> {
         let l = landing()?;
-        block_on(l.acquire_lease(&holder, seconds(ttl_seconds), GzipLand::now())).map(lease_out)
+        block_on(l.acquire_lease(&holder, seconds(ttl_seconds), GzipLand::now(), stale_holder.as_deref())).map(lease_out)
+    }
+
+    fn read_lease() -> Result<Option<Lease>, types::Error> {
+        let l = landing()?;
+        block_on(l.read_lease()).map(|o| o.map(lease_out))
     }
 
     fn renew_lease(lease: Lease, ttl_seconds: u32) -> Result<Lease, types::Error> {

@@ -96,5 +96,6 @@ fn options(today: jiff::civil::Date) -> Result<Options, types::Error> {
         views: warehouse.is_some(),
         budget_seconds,
         holder: config("holder")?.unwrap_or_else(|| "the cron trigger".into()),
+        stale_lease_holder: config("stale_lease_holder")?,
     })
 }

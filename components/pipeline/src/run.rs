@@ -40,12 +40,12 @@ enum Stop {
 }
 
 impl Guard {
-    fn acquire(holder: &str, budget_seconds: u32) -> Result<Guard, Error> {
-        let lease = landing::acquire_lease(holder, LEASE_TTL_SECONDS)?;
+    fn acquire(holder: &str, stale: Option<&str>, budget_seconds: u32) -> Result<Guard, Error> {
+        let lease = landing::acquire_lease(holder, LEASE_TTL_SECONDS, stale)?;
         if let Some(previous) = &lease.taken_over_from {
             log::warn(
                 "lease",
-                json!({"step": "lease", "message": format!("took over an expired lease held by {previous}"), "lease": lease.number}),
+                json!({"step": "lease", "message": format!("took over an expired lease held by {previous} (expired, or its process is gone)"), "lease": lease.number}),
             );
         }
         log::info("lease", json!({"step": "lease", "holder": lease.holder, "lease": lease.number, "expires_at": lease.expires_at}));
@@ -97,7 +97,7 @@ pub fn run(options: &Options, today: jiff::civil::Date) -> Result<Report, Error>
             log::error("preflight", json!({"step": "preflight", "reason": e.to_string()}));
         })?;
     }
-    let mut guard = Guard::acquire(&options.holder, options.budget_seconds).inspect_err(|e| {
+    let mut guard = Guard::acquire(&options.holder, options.stale_lease_holder.as_deref(), options.budget_seconds).inspect_err(|e| {
         log::error("lease", json!({"step": "lease", "reason": e.to_string()}));
     })?;
     let started = Instant::now();

@@ -474,6 +474,9 @@ mod tests {
         fn random(&self) -> u64 {
             7
         }
+        fn now(&self) -> std::time::Duration {
+            std::time::Duration::ZERO
+        }
     }
 
     fn run<F: std::future::Future>(f: F) -> F::Output {

@@ -202,6 +202,9 @@ impl Transport for Counting {
     fn random(&self) -> u64 {
         self.inner.random()
     }
+    fn now(&self) -> std::time::Duration {
+        self.inner.now()
+    }
 }
 
 #[test]

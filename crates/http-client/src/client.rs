@@ -48,6 +48,16 @@ impl Counters {
         Some(reasons.iter().map(|(r, n)| format!("{n} × {r}")).collect::<Vec<_>>().join(", "))
     }
 
+    /// Like [`Counters::retry_reasons`], and forgets them: for reporting
+    /// per page with a client that lives longer.
+    pub fn take_retry_reasons(&self) -> Option<String> {
+        let summary = self.retry_reasons();
+        if let Ok(mut r) = self.reasons.lock() {
+            r.clear();
+        }
+        summary
+    }
+
     fn note_retry(&self, reason: &str) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut r) = self.reasons.lock() {
@@ -62,11 +72,26 @@ pub struct Client<T> {
     policy: RetryPolicy,
     max_body: usize,
     counters: Counters,
+    budget: Option<crate::RequestBudget>,
 }
 
 impl<T: Transport> Client<T> {
     pub fn new(transport: T) -> Self {
-        Self { transport, policy: RetryPolicy::default(), max_body: DEFAULT_MAX_BODY, counters: Counters::default() }
+        Self { transport, policy: RetryPolicy::default(), max_body: DEFAULT_MAX_BODY, counters: Counters::default(), budget: None }
+    }
+
+    /// Every request, retries included, first takes a token from `budget`.
+    pub fn with_budget(mut self, budget: crate::RequestBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Waits until the budget allows one more request.
+    async fn take_token(&self) {
+        let Some(budget) = &self.budget else { return };
+        while let Err(wait) = budget.try_take(self.transport.now()) {
+            self.transport.sleep(wait).await;
+        }
     }
 
     pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
@@ -96,6 +121,7 @@ impl<T: Transport> Client<T> {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.take_token().await;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let outcome = self.transport.send(request, self.max_body).await;
             let (last, retry_after) = match outcome {
@@ -148,6 +174,9 @@ mod tests {
         }
         fn random(&self) -> u64 {
             0
+        }
+        fn now(&self) -> Duration {
+            Duration::ZERO
         }
     }
 

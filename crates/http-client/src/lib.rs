@@ -12,6 +12,7 @@
 //! components (`wasi::WasiTransport`).
 
 mod client;
+mod budget;
 mod request;
 mod retry;
 #[cfg(not(target_arch = "wasm32"))]
@@ -19,6 +20,7 @@ pub mod native;
 #[cfg(target_arch = "wasm32")]
 pub mod wasi;
 
+pub use budget::RequestBudget;
 pub use client::{Client, Counters, Error};
 pub use request::{Method, Request, Response, TransportError, redact_url};
 pub use retry::RetryPolicy;
@@ -35,4 +37,8 @@ pub trait Transport {
 
     /// A random number for jitter; it need not be cryptographic.
     fn random(&self) -> u64;
+
+    /// Time on a monotonic clock (from any fixed origin), for the request
+    /// budget.
+    fn now(&self) -> Duration;
 }

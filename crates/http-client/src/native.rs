@@ -95,6 +95,11 @@ impl Transport for NativeTransport {
         std::thread::sleep(duration);
     }
 
+    fn now(&self) -> Duration {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
+    }
+
     fn random(&self) -> u64 {
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(self.counter.fetch_add(1, Ordering::Relaxed));

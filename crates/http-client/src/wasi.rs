@@ -153,6 +153,10 @@ impl Transport for WasiTransport {
         wstd::task::sleep(duration.into()).await;
     }
 
+    fn now(&self) -> Duration {
+        Duration::from_nanos(wasip2::clocks::monotonic_clock::now())
+    }
+
     fn random(&self) -> u64 {
         wasip2::random::insecure::get_insecure_random_u64()
     }

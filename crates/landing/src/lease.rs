@@ -87,16 +87,29 @@ impl<S: ObjectStore> Landing<S> {
         Ok(Some(lease.clone()))
     }
 
-    /// Takes the lease for `ttl_for`, or takes over an expired one.
-    pub async fn acquire_lease(&self, holder: &str, ttl_for: Duration, now: Timestamp) -> Result<Lease, LandingError> {
+    /// The current lease, held or not.
+    pub async fn read_lease(&self) -> Result<Option<Lease>, LandingError> {
+        self.latest_lease().await
+    }
+
+    /// Takes the lease for `ttl_for`, or takes over an expired one, or one
+    /// held by `stale` (a holder its host knows is dead).
+    pub async fn acquire_lease(
+        &self,
+        holder: &str,
+        ttl_for: Duration,
+        now: Timestamp,
+        stale: Option<&str>,
+    ) -> Result<Lease, LandingError> {
         let latest = self.latest_lease().await?;
         if let Some(l) = &latest {
-            if l.expires_at > now && l.holder != holder {
+            if l.expires_at > now && l.holder != holder && Some(l.holder.as_str()) != stale {
                 return Err(held(l));
             }
         }
         // Reaching here past another holder's lease means it expired
-        // without being released: that run crashed or stalled.
+        // without being released, or its holder is known dead: that run
+        // crashed or stalled.
         let taken_over_from = latest.as_ref().filter(|l| l.holder != holder && !l.released()).map(|l| l.holder.clone());
         let next = Lease {
             number: latest.as_ref().map_or(1, |l| l.number + 1),
@@ -188,28 +201,32 @@ mod tests {
     fn one_holder_at_a_time_and_takeover_after_expiry() {
         let dir = tempfile::tempdir().unwrap();
         let l = Landing::new(FsStore::new(dir.path()));
-        let a = run(l.acquire_lease("run A", TEN_MIN, t("2026-11-27T08:00:00Z"))).unwrap();
+        let a = run(l.acquire_lease("run A", TEN_MIN, t("2026-11-27T08:00:00Z"), None)).unwrap();
         assert_eq!((a.number, a.taken_over_from.as_deref()), (1, None));
-        let err = run(l.acquire_lease("run B", TEN_MIN, t("2026-11-27T08:05:00Z"))).unwrap_err().to_string();
+        let err = run(l.acquire_lease("run B", TEN_MIN, t("2026-11-27T08:05:00Z"), None)).unwrap_err().to_string();
         assert!(err.contains("run A") && err.contains("2026-11-27T08:10:00Z"), "{err}");
         let a2 = run(l.renew_lease(&a, TEN_MIN, t("2026-11-27T08:09:00Z"))).unwrap();
         assert_eq!(a2.number, 2);
         // A stops renewing (crashed); after expiry B takes over.
-        let b = run(l.acquire_lease("run B", TEN_MIN, t("2026-11-27T08:20:00Z"))).unwrap();
+        let b = run(l.acquire_lease("run B", TEN_MIN, t("2026-11-27T08:20:00Z"), None)).unwrap();
         assert_eq!((b.number, b.taken_over_from.as_deref()), (3, Some("run A")));
         // A wakes up: its renewal is refused.
         assert!(run(l.renew_lease(&a2, TEN_MIN, t("2026-11-27T08:21:00Z"))).unwrap_err().to_string().contains("run B"));
         // B releases: C takes it at once, and nothing is "taken over".
         run(l.release_lease(&b, t("2026-11-27T08:30:00Z"))).unwrap();
-        let c = run(l.acquire_lease("run C", TEN_MIN, t("2026-11-27T08:30:01Z"))).unwrap();
+        let c = run(l.acquire_lease("run C", TEN_MIN, t("2026-11-27T08:30:01Z"), None)).unwrap();
         assert_eq!(c.taken_over_from, None);
+        // C is killed; its host knows, and D takes over before expiry.
+        let d = run(l.acquire_lease("run D", TEN_MIN, t("2026-11-27T08:31:00Z"), Some("run C"))).unwrap();
+        assert_eq!(d.taken_over_from.as_deref(), Some("run C"));
+        assert!(run(l.acquire_lease("run E", TEN_MIN, t("2026-11-27T08:32:00Z"), Some("run C"))).is_err());
     }
 
     #[test]
     fn a_lost_race_is_a_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let l = Landing::new(FsStore::new(dir.path()));
-        let a = run(l.acquire_lease("run A", TEN_MIN, t("2026-11-27T08:00:00Z"))).unwrap();
+        let a = run(l.acquire_lease("run A", TEN_MIN, t("2026-11-27T08:00:00Z"), None)).unwrap();
         // B saw no lease and tries to create number 1 too: the store refuses.
         let b = Lease { number: 1, holder: "run B".into(), expires_at: t("2026-11-27T08:10:00Z"), taken_over_from: None };
         assert_eq!(run(l.create_lease(&b)).unwrap(), None);

@@ -40,6 +40,8 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         landing: LandingTarget::parse(&a.landing)?,
         warehouse: None,
         page_size: 5000,
+        // The local emulator has no rate limit to respect.
+        request_budget: "100000/1s".into(),
         budget_seconds: 0,
         secrets: Secrets {
             token: Some("demo-token".into()),

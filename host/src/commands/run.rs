@@ -34,6 +34,10 @@ pub struct Args {
     /// Rows per search request, 1-5000.
     #[arg(long, default_value_t = 5000)]
     pub page_size: u32,
+    /// Requests allowed to the EPC API, N/Ds (default: just under GEPBD's
+    /// 6,000 per 5 minutes).
+    #[arg(long, default_value = "5760/300s")]
+    pub request_budget: String,
     /// Stop starting new work after this many seconds; the rest is
     /// deferred to the next run (0: no limit).
     #[arg(long, default_value_t = 0)]
@@ -70,7 +74,8 @@ pub fn job(a: &Args, secrets: Secrets) -> Result<Job> {
     }
     secrets.check(source)?;
     let google = GoogleEnv::from_env()?;
-    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, budget_seconds: a.budget, secrets, google })
+    http_client::RequestBudget::parse(&a.request_budget).map_err(|e| anyhow::anyhow!("--request-budget: {e}"))?;
+    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, request_budget: a.request_budget.clone(), budget_seconds: a.budget, secrets, google })
 }
 
 pub async fn main(a: Args) -> Result<ExitCode> {
