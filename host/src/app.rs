@@ -12,6 +12,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use epc_model::{Kind, MonthRange, Source};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use wasmtime::Store;
 
 /// The component the cron trigger runs and `dame run` calls.
@@ -269,6 +270,12 @@ impl App {
                 .with_context(|| format!("{}: component.{id}.allowed_outbound_hosts", self.manifest.file))?,
             preopens: Vec::new(),
             warehouse: None,
+            faults: match std::env::var("DAME_HOST_FAULTS") {
+                Ok(spec) if !spec.trim().is_empty() => {
+                    Some(Arc::new(crate::outbound::Faults::parse(&spec).context("DAME_HOST_FAULTS")?))
+                }
+                _ => None,
+            },
         };
         if let Some(landing) = resolved.variables.get("landing").filter(|l| !l.is_empty()) {
             let (setting, folder) = LandingTarget::parse(landing)?.setting()?;

@@ -86,14 +86,111 @@ pub fn cleartext_allowed(host: &str) -> bool {
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Faults injected into the components' requests to Cloud Storage and
+/// BigQuery (paths under `/storage/`, `/upload/storage/`, `/bigquery/`),
+/// reproducible by seed: how the crash-safety and fault tests make the
+/// host side fail the way the cloud sometimes does.
+///
+/// Spec: `error=0.05,drop=0.02,delay=0.05:2s,seed=7` — `error` answers 503,
+/// `drop` ends the connection before a response, `delay` waits before
+/// sending. Set with `DAME_HOST_FAULTS`.
+#[derive(Debug, Default)]
+pub struct Faults {
+    error: f64,
+    drop: f64,
+    delay: f64,
+    delay_for: std::time::Duration,
+    seed: u64,
+    counter: std::sync::atomic::AtomicU64,
+    pub injected: std::sync::atomic::AtomicU64,
+}
+
+impl Faults {
+    pub fn parse(spec: &str) -> Result<Self> {
+        let mut f = Faults { delay_for: std::time::Duration::from_secs(1), ..Default::default() };
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let Some((k, v)) = item.split_once('=') else {
+                bail!("host fault '{item}' is not NAME=RATE (error, drop, delay[:DURATION], seed)");
+            };
+            let (rate, extra) = v.split_once(':').map_or((v, None), |(r, e)| (r, Some(e)));
+            let rate = || -> Result<f64> {
+                let r: f64 = rate.parse().map_err(|_| anyhow::anyhow!("host fault '{item}': rate must be 0..1"))?;
+                if !(0.0..=1.0).contains(&r) {
+                    bail!("host fault '{item}': rate must be 0..1");
+                }
+                Ok(r)
+            };
+            match k {
+                "error" => f.error = rate()?,
+                "drop" => f.drop = rate()?,
+                "delay" => {
+                    f.delay = rate()?;
+                    if let Some(d) = extra {
+                        let ms = d.strip_suffix("ms").map(|n| n.parse::<u64>().ok()).unwrap_or_else(|| {
+                            d.trim_end_matches('s').parse::<f64>().ok().map(|s| (s * 1000.0) as u64)
+                        });
+                        f.delay_for = std::time::Duration::from_millis(
+                            ms.ok_or_else(|| anyhow::anyhow!("host fault '{item}': bad duration '{d}' (e.g. 500ms, 2s)"))?,
+                        );
+                    }
+                }
+                "seed" => f.seed = v.parse().map_err(|_| anyhow::anyhow!("host fault '{item}': seed must be a number"))?,
+                _ => bail!("unknown host fault '{k}': use error, drop, delay or seed"),
+            }
+        }
+        Ok(f)
+    }
+
+    /// The next uniform number in [0, 1) of the seeded sequence.
+    fn next(&self) -> f64 {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut z = self.seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn applies(uri: &Uri) -> bool {
+        let p = uri.path();
+        p.starts_with("/storage/") || p.starts_with("/upload/storage/") || p.starts_with("/bigquery/")
+    }
+}
+
+/// What to do to one request.
+enum Injected {
+    None,
+    Error,
+    Drop,
+    Delay(std::time::Duration),
+}
+
 /// The wasi-http hooks of one instance.
 pub struct Outbound {
     allow: AllowList,
+    faults: Option<std::sync::Arc<Faults>>,
 }
 
 impl Outbound {
-    pub fn new(allow: AllowList) -> Self {
-        Self { allow }
+    pub fn new(allow: AllowList, faults: Option<std::sync::Arc<Faults>>) -> Self {
+        Self { allow, faults }
+    }
+
+    fn inject(&self, uri: &Uri) -> Injected {
+        let Some(f) = self.faults.as_ref().filter(|_| Faults::applies(uri)) else { return Injected::None };
+        let r = f.next();
+        let hit = |x: Injected| {
+            f.injected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            x
+        };
+        if r < f.error {
+            hit(Injected::Error)
+        } else if r < f.error + f.drop {
+            hit(Injected::Drop)
+        } else if r < f.error + f.drop + f.delay {
+            hit(Injected::Delay(f.delay_for))
+        } else {
+            Injected::None
+        }
     }
 
     fn check(&self, uri: &Uri) -> Result<(), String> {
@@ -126,7 +223,25 @@ impl WasiHttpHooks for Outbound {
             eprintln!("dame: refused an outgoing request: {why}");
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        let delay = match self.inject(request.uri()) {
+            Injected::None => None,
+            Injected::Delay(d) => Some(d),
+            Injected::Drop => return Box::new(async { Err(HttpError::ConnectionTerminated) }),
+            Injected::Error => {
+                return Box::new(async {
+                    use http_body_util::BodyExt;
+                    let body = http_body_util::Full::new(bytes::Bytes::from_static(b"{\"error\":\"injected by DAME_HOST_FAULTS\"}"))
+                        .map_err(|e| match e {})
+                        .boxed_unsync();
+                    let response = http::Response::builder().status(503).body(body).expect("a valid response");
+                    Ok((response, Box::new(async { Ok(()) }) as Box<dyn std::future::Future<Output = _> + Send>))
+                });
+            }
+        };
         Box::new(async move {
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
             use http_body_util::BodyExt;
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>))
@@ -137,6 +252,31 @@ impl WasiHttpHooks for Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faults_are_reproducible_and_only_hit_the_cloud_apis() {
+        let spec = "error=0.1,drop=0.05,delay=0.05:10ms,seed=42";
+        let run = || {
+            let o = Outbound::new(AllowList::default(), Some(std::sync::Arc::new(Faults::parse(spec).unwrap())));
+            (0..1000)
+                .map(|_| match o.inject(&uri("http://h/storage/v1/b/x/o")) {
+                    Injected::None => 'n',
+                    Injected::Error => 'e',
+                    Injected::Drop => 'd',
+                    Injected::Delay(_) => 'w',
+                })
+                .collect::<String>()
+        };
+        let a = run();
+        assert_eq!(a, run(), "the same seed gives the same faults");
+        let errors = a.matches('e').count();
+        assert!((60..=140).contains(&errors), "{errors} errors in 1000 at 10%");
+        let o = Outbound::new(AllowList::default(), Some(std::sync::Arc::new(Faults::parse("error=1").unwrap())));
+        assert!(matches!(o.inject(&uri("http://h/api/domestic/search")), Injected::None), "EPC requests are the emulator's to fault");
+        for bad in ["error", "error=2", "oops=0.1", "delay=0.1:soon"] {
+            assert!(Faults::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     fn uri(s: &str) -> Uri {
         s.parse().unwrap()
@@ -166,7 +306,7 @@ mod tests {
 
     #[test]
     fn cleartext_only_to_loopback() {
-        let o = Outbound::new(AllowList::parse(&["*://*:*"]).unwrap());
+        let o = Outbound::new(AllowList::parse(&["*://*:*"]).unwrap(), None);
         assert!(o.check(&uri("http://127.0.0.1:80/x")).is_ok());
         assert!(o.check(&uri("http://[::1]:80/x")).is_ok());
         assert!(o.check(&uri("http://metadata.google.internal/computeMetadata")).is_ok());

@@ -44,6 +44,8 @@ pub struct Capabilities {
     pub preopens: Vec<(PathBuf, String)>,
     /// Served to imports of `dame:epc/warehouse` marked [`Provider::Host`].
     pub warehouse: Option<Arc<dyn crate::warehouse::Backend>>,
+    /// Faults injected into requests to the cloud APIs (`DAME_HOST_FAULTS`).
+    pub faults: Option<Arc<crate::outbound::Faults>>,
 }
 
 /// What serves one import of a component.
@@ -151,7 +153,7 @@ impl Runtime {
             ctx: b.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            outbound: Outbound::new(caps.allowed_hosts.clone()),
+            outbound: Outbound::new(caps.allowed_hosts.clone(), caps.faults.clone()),
             config: Arc::new(caps.config.clone()),
             warehouse: caps.warehouse.clone(),
         };
