@@ -299,3 +299,28 @@ fn the_demo_runs_without_a_token() {
     assert_eq!(st["domestic"].len(), 8);
     assert_eq!(st["domestic"]["2021-03"], ("landed".to_string(), 259, 2));
 }
+
+#[test]
+fn the_host_refuses_destinations_outside_the_allow_list_and_cleartext() {
+    let emu = Emu::samples();
+    let dir = tempfile::tempdir().unwrap();
+    // A manifest that allows only another host: the API is out of reach.
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml"))
+        .unwrap()
+        .replace("\"{{ api_url }}\",", "\"https://example.org\",");
+    std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+    let before = emu.requests();
+    let mut c = dame_run(&emu, "gepbd", "display", "2021-01", "2021-01", dir.path().join("data"));
+    c.arg("--manifest").arg(dir.path().join("spin.toml"));
+    let out = run(&mut c);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not in allowed_outbound_hosts"), "{}", text(&out));
+    assert_eq!(emu.requests(), before, "a refused request reached the API");
+    // Plain http to anything but loopback is refused even when allowed
+    // (the manifest allows the API URL, whatever it is).
+    let mut c = dame();
+    c.env("EPC_TOKEN", TOKEN).args(["run", "--api-url", "http://example.org", "--start-month", "2021-01", "--end-month", "2021-01"]);
+    let out = run(c.arg("--landing").arg(dir.path().join("data")));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("plain http to a non-loopback host"), "{}", text(&out));
+}
