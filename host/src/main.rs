@@ -12,6 +12,7 @@ mod config_store;
 mod events;
 mod manifest;
 mod outbound;
+mod pool;
 mod runtime;
 mod schedule;
 mod warehouse;

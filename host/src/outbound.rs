@@ -242,9 +242,9 @@ impl WasiHttpHooks for Outbound {
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>))
+            let response = crate::pool::send(request, options).await?;
+            // The pool drives its connections itself: nothing to report.
+            Ok((response, Box::new(async { Ok(()) }) as Box<dyn std::future::Future<Output = _> + Send>))
         })
     }
 }

@@ -15,7 +15,7 @@ mod bindings {
     });
 }
 
-pub use bindings::dame::epc::warehouse::{Column, Dialect, Job, TableSpec};
+pub use bindings::dame::epc::warehouse::{Dialect, Job, TableSpec};
 use crate::bindings::types::Error;
 
 /// A warehouse the host provides.

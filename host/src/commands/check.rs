@@ -91,7 +91,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
             }
             Err(e) => problems.push(format!("{e:#}")),
         }
-        for (i, t) in m.trigger.cron.iter().enumerate().filter(|(_, t)| &t.component == id) {
+        for (i, _) in m.trigger.cron.iter().enumerate().filter(|(_, t)| &t.component == id) {
             if !root.component_type().exports(engine).any(|(n, _)| n == "handle-cron-event") {
                 problems.push(format!("{}: trigger.cron[{i}]: component {id} does not export handle-cron-event", m.file));
             }
