@@ -141,11 +141,92 @@ pub struct Header {
     index: HashMap<String, usize>,
 }
 
+impl Header {
+    /// The position of `column` in the rows of this header.
+    pub fn position(&self, column: &str) -> Option<usize> {
+        self.index.get(column).copied()
+    }
+}
+
+/// A row's values: a loaded row owns them; a synthetic row keeps only the
+/// values it changed (one string, spans by column) over its template's, so a
+/// month of 150,000 generated rows costs a few hundred bytes a row.
+#[derive(Debug)]
+pub enum Values {
+    Own(Arc<[Box<str>]>),
+    Derived {
+        base: Arc<[Box<str>]>,
+        text: Box<str>,
+        /// (column position, start, end) in `text`, sorted by column.
+        changed: Box<[(u16, u32, u32)]>,
+    },
+}
+
+impl Values {
+    fn at(&self, i: usize) -> &str {
+        match self {
+            Values::Own(v) => &v[i],
+            Values::Derived {
+                base,
+                text,
+                changed,
+            } => match changed.binary_search_by_key(&(i as u16), |c| c.0) {
+                Ok(k) => {
+                    let (_, start, end) = changed[k];
+                    &text[start as usize..end as usize]
+                }
+                Err(_) => &base[i],
+            },
+        }
+    }
+
+    /// The values a synthetic row can be derived from.
+    pub fn base(&self) -> &Arc<[Box<str>]> {
+        match self {
+            Values::Own(v) => v,
+            Values::Derived { base, .. } => base,
+        }
+    }
+
+    /// A row over `base` with `changes` (column position → value).
+    pub fn derived(base: Arc<[Box<str>]>, mut changes: Vec<(usize, String)>) -> Values {
+        changes.sort_by_key(|c| c.0);
+        changes.dedup_by_key(|c| c.0);
+        let mut text = String::with_capacity(changes.iter().map(|c| c.1.len()).sum());
+        let mut changed = Vec::with_capacity(changes.len());
+        for (col, value) in changes {
+            let start = text.len() as u32;
+            text.push_str(&value);
+            changed.push((col as u16, start, text.len() as u32));
+        }
+        Values::Derived {
+            base,
+            text: text.into_boxed_str(),
+            changed: changed.into_boxed_slice(),
+        }
+    }
+}
+
+/// What deltas did to a certificate, in time order.
+#[derive(Debug, Default)]
+pub struct Events {
+    /// When the certificate was removed from the register.
+    pub removed: Option<jiff::Timestamp>,
+    /// UPRN changes (when, the new UPRN).
+    pub uprns: Vec<(jiff::Timestamp, Option<i64>)>,
+}
+
+/// Whether an event at `at` has happened by the emulator's `today`: only
+/// events of days before today count, the days the deltas route can serve.
+pub fn happened(at: jiff::Timestamp, today: Date) -> bool {
+    jiff::tz::Offset::UTC.to_datetime(at).date() < today
+}
+
 /// One certificate: the source row plus what the APIs derive from it.
 #[derive(Debug)]
 pub struct Certificate {
-    header: Arc<Header>,
-    values: Vec<String>,
+    pub header: Arc<Header>,
+    pub values: Values,
     pub lmk_key: String,
     /// `LODGEMENT_DATE`: GEPBD's `registration_date`, the ODC window's date.
     pub lodgement_date: Date,
@@ -161,15 +242,50 @@ pub struct Certificate {
     pub uprn: Option<i64>,
     pub postcode_key: String,
     pub address_key: String,
+    /// Deltas configured for this certificate.
+    pub events: Option<Box<Events>>,
 }
 
 impl Certificate {
     /// The source value of `column` (UPPER_SNAKE), if the file had the column.
     pub fn get(&self, column: &str) -> Option<&str> {
-        self.header
-            .index
-            .get(column)
-            .map(|&i| self.values[i].as_str())
+        self.header.index.get(column).map(|&i| self.values.at(i))
+    }
+
+    /// Whether a delta removed this certificate before `today`.
+    pub fn removed(&self, today: Date) -> bool {
+        self.events
+            .as_ref()
+            .and_then(|e| e.removed)
+            .is_some_and(|at| happened(at, today))
+    }
+
+    /// The UPRN as of `today`: the latest UPRN change that happened, else
+    /// the source's.
+    pub fn uprn_at(&self, today: Date) -> Option<i64> {
+        self.uprn_change(today).unwrap_or(self.uprn)
+    }
+
+    /// `Some(new UPRN)` when a UPRN change has happened by `today`.
+    pub fn uprn_change(&self, today: Date) -> Option<Option<i64>> {
+        self.events.as_ref().and_then(|e| {
+            e.uprns
+                .iter()
+                .rev()
+                .find(|(at, _)| happened(*at, today))
+                .map(|&(_, u)| u)
+        })
+    }
+
+    /// The source value of `column` as of `today` (the `UPRN` column follows
+    /// UPRN changes), empty when the file lacks the column.
+    pub fn value_at(&self, column: &str, today: Date) -> std::borrow::Cow<'_, str> {
+        if column == "UPRN"
+            && let Some(change) = self.uprn_change(today)
+        {
+            return change.map(|u| u.to_string()).unwrap_or_default().into();
+        }
+        self.value(column).into()
     }
 
     /// The source value of `column`, empty when the file lacks the column.
@@ -183,7 +299,8 @@ impl Certificate {
             .columns
             .iter()
             .map(String::as_str)
-            .zip(self.values.iter().map(String::as_str))
+            .enumerate()
+            .map(|(i, c)| (c, self.values.at(i)))
     }
 
     /// `YYYY-MM` of the lodgement date.
@@ -218,6 +335,8 @@ pub struct Dataset {
     pub kinds: [KindData; 3],
     /// GEPBD certificate number → (kind, index).
     pub by_number: HashMap<String, (Kind, usize)>,
+    /// Recommendation-report number → (kind, index) of its certificate.
+    pub by_report: HashMap<String, (Kind, usize)>,
     /// Lower-cased council (`LOCAL_AUTHORITY_LABEL`) and constituency
     /// (`CONSTITUENCY_LABEL`) names of all kinds: what GEPBD's `council[]` and
     /// `constituency[]` accept.
@@ -230,6 +349,19 @@ impl Dataset {
         &self.kinds[kind.index()]
     }
 
+    /// The certificate with this GEPBD number or LMK key, of any kind.
+    pub fn find(&self, id: &str) -> Option<(Kind, usize)> {
+        self.by_number.get(id).copied().or_else(|| {
+            self.kinds
+                .iter()
+                .find_map(|k| k.by_lmk.get(id).map(|&i| (k.kind, i)))
+        })
+    }
+
+    pub fn cert(&self, kind: Kind, i: usize) -> &Certificate {
+        &self.kind(kind).certs[i]
+    }
+
     pub fn latest_date(&self) -> Option<Date> {
         self.kinds
             .iter()
@@ -240,9 +372,9 @@ impl Dataset {
 
 /// Where a row came from, for error messages.
 #[derive(Debug, Clone)]
-struct Origin {
-    file: Arc<str>,
-    line: u64,
+pub struct Origin {
+    pub file: Arc<str>,
+    pub line: u64,
 }
 
 impl std::fmt::Display for Origin {
@@ -254,6 +386,15 @@ impl std::fmt::Display for Origin {
 /// Reads all files, recognises their kinds and builds the dataset. Errors
 /// name the file, and the line where a row is at fault.
 pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
+    load_with(files, |_, _| Ok(()))
+}
+
+/// [`load`], with `extend` adding rows (synthetic months) after the files
+/// are read and before the indexes are built.
+pub fn load_with(
+    files: &[DataFile],
+    extend: impl FnOnce(&mut [KindData; 3], &mut [Vec<Origin>; 3]) -> anyhow::Result<()>,
+) -> anyhow::Result<Dataset> {
     let mut kinds: [KindData; 3] = Kind::ALL.map(|kind| KindData {
         kind,
         columns: Vec::new(),
@@ -268,8 +409,10 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
         let (name, text) = read(file)?;
         load_file(&name, &text, &mut kinds, &mut origins)?;
     }
+    extend(&mut kinds, &mut origins)?;
 
     let mut by_number: HashMap<String, (Kind, usize)> = HashMap::new();
+    let mut by_report: HashMap<String, (Kind, usize)> = HashMap::new();
     // Related-report numbers share the certificate-number space in GEPBD
     // (both are fetched with /api/certificate), so they must not collide.
     let mut taken: HashMap<String, (String, &Origin)> = HashMap::new();
@@ -291,6 +434,9 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
                 taken.insert(number.clone(), (cert.lmk_key.clone(), origin));
             }
             by_number.insert(cert.certificate_number.clone(), (data.kind, i));
+            if let Some(rrn) = &cert.related_rrn {
+                by_report.insert(rrn.clone(), (data.kind, i));
+            }
             let council = cert.value("LOCAL_AUTHORITY_LABEL").trim();
             if !council.is_empty() {
                 councils.insert(council.to_lowercase());
@@ -313,6 +459,7 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
     Ok(Dataset {
         kinds,
         by_number,
+        by_report,
         councils,
         constituencies,
     })
@@ -393,35 +540,40 @@ fn load_file(
             file: name.clone(),
             line: record.position().map(|p| p.line()).unwrap_or(0),
         };
-        let values: Vec<String> = record.iter().map(str::to_owned).collect();
-        let cert = certificate(kind, header.clone(), values)
+        let values: Arc<[Box<str>]> = record.iter().map(Box::from).collect();
+        let cert = certificate(kind, header.clone(), Values::Own(values))
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        if let Some(&first) = data.by_lmk.get(&cert.lmk_key) {
-            bail!(
-                "{origin}: duplicate LMK_KEY {} (first seen at {})",
-                cert.lmk_key,
-                origins[first]
-            );
-        }
-        data.by_lmk.insert(cert.lmk_key.clone(), data.certs.len());
-        data.certs.push(cert);
-        origins.push(origin);
+        push(data, origins, cert, origin)?;
     }
     Ok(())
 }
 
-fn certificate(
+/// Adds a certificate to its kind, refusing a duplicate LMK key.
+pub fn push(
+    data: &mut KindData,
+    origins: &mut Vec<Origin>,
+    cert: Certificate,
+    origin: Origin,
+) -> anyhow::Result<()> {
+    if let Some(&first) = data.by_lmk.get(&cert.lmk_key) {
+        bail!(
+            "{origin}: duplicate LMK_KEY {} (first seen at {})",
+            cert.lmk_key,
+            origins[first]
+        );
+    }
+    data.by_lmk.insert(cert.lmk_key.clone(), data.certs.len());
+    data.certs.push(cert);
+    origins.push(origin);
+    Ok(())
+}
+
+pub fn certificate(
     kind: Kind,
     header: Arc<Header>,
-    values: Vec<String>,
+    values: Values,
 ) -> anyhow::Result<Certificate> {
-    let get = |c: &str| {
-        header
-            .index
-            .get(c)
-            .map(|&i| values[i].as_str())
-            .unwrap_or("")
-    };
+    let get = |c: &str| header.index.get(c).map(|&i| values.at(i)).unwrap_or("");
     let lmk_key = get("LMK_KEY").trim().to_owned();
     if lmk_key.is_empty() {
         bail!("empty LMK_KEY");
@@ -459,6 +611,7 @@ fn certificate(
         lmk_key,
         header,
         values,
+        events: None,
     })
 }
 

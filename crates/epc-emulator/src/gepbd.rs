@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::data::{Certificate, Kind};
 use crate::ordering::{Rng, shuffle_ties};
+use crate::recommendations::{self, Recs};
 use crate::{Emulator, auth, documents, ids, values};
 
 const MISSING_FILTER: &str =
@@ -57,6 +58,7 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
     }
     router
         .route("/api/certificate", get(certificate))
+        .route("/api/deltas", get(crate::deltas::deltas))
         .route_layer(from_fn_with_state(emu, auth::bearer))
 }
 
@@ -80,6 +82,7 @@ struct Search {
     address: Option<String>,
     page_size: usize,
     current_page: Option<String>,
+    today: Date,
 }
 
 /// Values of a parameter, accepting both `name[]` (as the spec writes
@@ -186,6 +189,7 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, &'static
         address: address.map(values::address_key),
         page_size,
         current_page: one(params, "current_page").map(str::to_owned),
+        today,
     })
 }
 
@@ -196,7 +200,7 @@ impl Search {
             && (self.constituencies.is_empty()
                 || self.constituencies.contains(&label("CONSTITUENCY_LABEL")))
             && self.postcode.as_ref().is_none_or(|p| *p == c.postcode_key)
-            && self.uprn.is_none_or(|u| c.uprn == Some(u))
+            && self.uprn.is_none_or(|u| c.uprn_at(self.today) == Some(u))
             && (self.bands.is_empty() || self.bands.contains(&c.band))
             && self
                 .address
@@ -225,7 +229,7 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
     let mut rows: Vec<usize> = order[from..to.max(from)]
         .iter()
         .copied()
-        .filter(|&i| search.matches(&data.certs[i]))
+        .filter(|&i| !data.certs[i].removed(search.today) && search.matches(&data.certs[i]))
         .collect();
     if rows.is_empty() {
         return error(StatusCode::NOT_FOUND, NO_RESULTS);
@@ -250,7 +254,7 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
     let last = (first + search.page_size).min(total);
     let data_rows: Vec<Value> = rows[first..last]
         .iter()
-        .map(|&i| search_row(&data.certs[i]))
+        .map(|&i| search_row(&data.certs[i], search.today))
         .collect();
     axum::Json(json!({
         "data": data_rows,
@@ -267,7 +271,7 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
 }
 
 /// A search result row, camelCase as the service writes it.
-pub fn search_row(c: &Certificate) -> Value {
+pub fn search_row(c: &Certificate, today: Date) -> Value {
     let text = |col: &str| values::text(c.value(col).trim());
     let mut row = json!({
         "certificateNumber": c.certificate_number,
@@ -281,7 +285,7 @@ pub fn search_row(c: &Certificate) -> Value {
         "constituency": text("CONSTITUENCY_LABEL"),
         "currentEnergyEfficiencyBand": values::text(&c.band),
         "registrationDate": c.lodgement_date.to_string(),
-        "uprn": c.uprn,
+        "uprn": c.uprn_at(today),
         "schemaType": c.schema.schema_type(),
     });
     if let Some(rrn) = &c.related_rrn {
@@ -301,11 +305,50 @@ async fn certificate(
     if !ids::is_certificate_number(number) {
         return bad_request(INVALID_CERTIFICATE_NUMBER);
     }
-    match emu.data.by_number.get(number) {
-        Some(&(kind, i)) => {
-            let cert = &emu.data.kind(kind).certs[i];
-            axum::Json(json!({"data": documents::document(cert)})).into_response()
+    let today = emu.today();
+    if let Some(&(kind, i)) = emu.data.by_number.get(number) {
+        let cert = &emu.data.kind(kind).certs[i];
+        if !cert.removed(today) {
+            return axum::Json(json!({"data": emu.document(cert, today)})).into_response();
         }
-        None => error(StatusCode::NOT_FOUND, CERTIFICATE_NOT_FOUND),
+    }
+    if let (Some(recs), Some(&(kind, i))) = (&emu.recommendations, emu.data.by_report.get(number)) {
+        let cert = &emu.data.kind(kind).certs[i];
+        if !cert.removed(today) && !recs.report_missing(emu.seed, cert) {
+            let advice = match recs.of(emu.seed, cert) {
+                Recs::Report(a) => a,
+                Recs::Domestic(_) => Vec::new(),
+            };
+            let uprn = document_uprn(cert, today);
+            return axum::Json(json!({"data": recommendations::report(cert, &advice, uprn)}))
+                .into_response();
+        }
+    }
+    error(StatusCode::NOT_FOUND, CERTIFICATE_NOT_FOUND)
+}
+
+/// A document's `uprn` as of `today`.
+pub fn document_uprn(cert: &Certificate, today: Date) -> Value {
+    match cert.uprn_change(today) {
+        Some(u) => u.map_or(Value::Null, Value::from),
+        None => values::uprn_value(cert.value("UPRN")),
+    }
+}
+
+impl Emulator {
+    /// The GEPBD document of a certificate as of `today`: UPRN changes
+    /// applied, recommendations in when configured.
+    pub(crate) fn document(&self, cert: &Certificate, today: Date) -> Value {
+        let mut doc = documents::document(cert);
+        if cert.uprn_change(today).is_some() {
+            doc["uprn"] = document_uprn(cert, today);
+        }
+        if let Some(recs) = &self.recommendations
+            && let Recs::Domestic(list) = recs.of(self.seed, cert)
+        {
+            doc["suggested_improvements"] =
+                recommendations::suggested_improvements(&list, cert.schema);
+        }
+        doc
     }
 }

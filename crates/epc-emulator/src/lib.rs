@@ -20,11 +20,13 @@
 
 mod auth;
 mod data;
+mod deltas;
 mod documents;
 mod gepbd;
 mod ids;
 mod odc;
 mod ordering;
+mod recommendations;
 mod stats;
 mod values;
 
@@ -44,9 +46,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use data::Kind;
+pub use deltas::{DeltaChange, DeltaEvent, UprnEvent};
 pub use ids::gepbd_certificate_number;
 pub use odc::NEXT_SEARCH_AFTER;
-pub use stats::{Expected, KindCounts, Stats};
+pub use recommendations::Recommendations;
+pub use stats::{Expected, ExpectedRecommendations, KindCounts, RecommendationCounts, Stats};
 
 /// How to build an [`Emulator`].
 #[derive(Debug, Clone, Default)]
@@ -71,6 +75,16 @@ pub struct Config {
     /// Added to every response, like a real network's round trip, so that
     /// runs last long enough to be interrupted in tests.
     pub latency: Option<std::time::Duration>,
+    /// Made-up recommendations for every certificate (see
+    /// [`Recommendations`]). `None` (default): domestic documents carry no
+    /// `suggested_improvements`, recommendation reports are 404 and ODC has
+    /// no recommendations route.
+    pub recommendations: Option<Recommendations>,
+    /// Changes served by `GET /api/deltas` and applied to the data once
+    /// their day is past (see [`DeltaEvent`]); none by default.
+    pub deltas: Vec<DeltaEvent>,
+    /// How a UPRN change is named in the deltas (`uprn_updated` by default).
+    pub uprn_event: UprnEvent,
 }
 
 /// One CSV input.
@@ -102,6 +116,9 @@ pub struct Emulator {
     today: Option<Date>,
     seed: u64,
     latency: Option<std::time::Duration>,
+    recommendations: Option<Recommendations>,
+    deltas: Vec<DeltaEvent>,
+    uprn_event: UprnEvent,
     /// Counts GEPBD searches, so each one shuffles ties differently.
     requests: AtomicU64,
     recorder: stats::Recorder,
@@ -113,7 +130,8 @@ impl Emulator {
     /// duplicate LMK key within a kind, an unreadable row, or a collision of
     /// derived certificate numbers.
     pub fn load(config: Config) -> anyhow::Result<Emulator> {
-        let data = data::load(&config.data)?;
+        let mut data = data::load(&config.data)?;
+        deltas::apply(&mut data, &config.deltas)?;
         Ok(Emulator {
             data,
             token: config.token,
@@ -122,6 +140,9 @@ impl Emulator {
             today: config.today,
             seed: config.seed,
             latency: config.latency,
+            recommendations: config.recommendations,
+            deltas: config.deltas,
+            uprn_event: config.uprn_event,
             requests: AtomicU64::new(0),
             recorder: stats::Recorder::default(),
         })
@@ -192,12 +213,14 @@ impl Emulator {
     }
 
     /// What the data holds: per kind, the number of certificates per
-    /// lodgement month (`YYYY-MM`) and day.
+    /// lodgement month (`YYYY-MM`) and day (certificates removed by a delta
+    /// that has happened are not counted).
     pub fn expected(&self) -> Expected {
+        let today = self.today();
         let mut expected = Expected::default();
         for data in &self.data.kinds {
             let mut counts = KindCounts::default();
-            for cert in &data.certs {
+            for cert in data.certs.iter().filter(|c| !c.removed(today)) {
                 counts.total += 1;
                 *counts.months.entry(cert.month()).or_insert(0) += 1;
                 *counts
@@ -206,6 +229,34 @@ impl Emulator {
                     .or_insert(0) += 1;
             }
             expected.kinds.insert(data.kind, counts);
+        }
+        expected
+    }
+
+    /// What the recommendations hold, per kind and lodgement month (empty
+    /// when recommendations are not configured); removed certificates are
+    /// not counted.
+    pub fn expected_recommendations(&self) -> ExpectedRecommendations {
+        let mut expected = ExpectedRecommendations::default();
+        let Some(recs) = &self.recommendations else {
+            return expected;
+        };
+        let today = self.today();
+        for data in &self.data.kinds {
+            let months = expected.kinds.entry(data.kind).or_default();
+            for cert in data.certs.iter().filter(|c| !c.removed(today)) {
+                let n = recs.of(self.seed, cert).len() as u64;
+                let m = months.entry(cert.month()).or_default();
+                if n > 0 {
+                    m.certificates += 1;
+                    m.recommendations += n;
+                } else {
+                    m.without += 1;
+                }
+                if recs.report_missing(self.seed, cert) {
+                    m.missing_reports += 1;
+                }
+            }
         }
         expected
     }

@@ -89,6 +89,37 @@ impl Expected {
     }
 }
 
+/// What the made-up recommendations hold for the certificates of one kind
+/// lodged in one month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecommendationCounts {
+    /// Certificates with at least one recommendation.
+    pub certificates: u64,
+    /// Recommendations in all (ODC rows; GEPBD improvements or report items).
+    pub recommendations: u64,
+    /// Certificates without any.
+    pub without: u64,
+    /// Non-domestic and display certificates whose GEPBD recommendation
+    /// report is missing (404); ODC still serves their recommendations.
+    pub missing_reports: u64,
+}
+
+/// Per kind, per lodgement month (`YYYY-MM`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedRecommendations {
+    pub kinds: BTreeMap<Kind, BTreeMap<String, RecommendationCounts>>,
+}
+
+impl ExpectedRecommendations {
+    pub fn month(&self, kind: Kind, month: &str) -> RecommendationCounts {
+        self.kinds
+            .get(&kind)
+            .and_then(|m| m.get(month))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 /// The live counters behind [`Stats`].
 #[derive(Debug, Default)]
 pub struct Recorder {
@@ -118,13 +149,25 @@ pub fn route_label(method: &str, path: &str) -> Option<String> {
     }
     let kinds = Kind::ALL.map(Kind::slug);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let files = [
+        "domestic",
+        "non-domestic",
+        "display",
+        "non-domestic-recommendations",
+        "display-recommendations",
+    ];
     let known = match segments.as_slice() {
-        ["api", "certificate"] | ["api", "v1", "info"] => true,
+        ["api", "certificate"] | ["api", "deltas"] | ["api", "v1", "info"] | ["api", "v1", "files"] => true,
         ["api", kind, "search"] | ["api", "v1", kind, "search"] => kinds.contains(kind),
-        ["api", "v1", kind, "certificate", _] => {
+        ["api", "files", file, "csv" | "json"] | ["api", "files", file, "csv" | "json", "info"] => {
+            files.contains(file)
+        }
+        ["api", "v1", "files", _] => return Some(format!("{method} /api/v1/files/{{name}}")),
+        ["_files", ..] => return Some(format!("{method} /_files/{{name}}")),
+        ["api", "v1", kind, what @ ("certificate" | "recommendations"), _] => {
             return kinds
                 .contains(kind)
-                .then(|| format!("{method} /api/v1/{kind}/certificate/{{lmk-key}}"))
+                .then(|| format!("{method} /api/v1/{kind}/{what}/{{lmk-key}}"))
                 .or_else(|| Some(format!("{method} (unmatched)")));
         }
         _ => false,
