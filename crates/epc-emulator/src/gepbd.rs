@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
@@ -20,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::data::{Certificate, Kind};
 use crate::ordering::{Rng, shuffle_ties};
+use crate::faults::{Drawn, Fault};
 use crate::recommendations::{self, Recs};
 use crate::{Emulator, auth, documents, ids, values};
 
@@ -50,8 +52,9 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
             &format!("/api/{}/search", kind.slug()),
             get(
                 move |State(emu): State<Arc<Emulator>>,
+                      drawn: Option<Extension<Drawn>>,
                       Query(params): Query<Vec<(String, String)>>| async move {
-                    search(&emu, kind, &params)
+                    search(&emu, kind, &params, drawn.map(|d| d.0.0))
                 },
             ),
         );
@@ -210,7 +213,7 @@ impl Search {
 }
 
 /// `GET /api/{kind}/search`.
-fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
+fn search(emu: &Emulator, kind: Kind, params: &[(String, String)], fault: Option<Fault>) -> Response {
     let search = match parse(emu, params) {
         Ok(s) => s,
         Err(message) => return bad_request(message),
@@ -250,8 +253,32 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
             }
         },
     };
-    let first = (page - 1) * search.page_size;
+    let mut first = (page - 1) * search.page_size;
+    let mut reported = total;
+    let mut rng = Rng::new(emu.seed ^ 0xD0B1_E5, request);
+    match fault {
+        // Rows repeated or skipped across the pages of a window, as when
+        // the order moves between requests.
+        Some(Fault::Dup) if total_pages > 1 => {
+            let reach = (search.page_size / 4).max(1);
+            let shift = 1 + rng.below(reach);
+            first = if rng.below(2) == 0 || first + shift >= total {
+                first.saturating_sub(shift)
+            } else {
+                first + shift
+            };
+            emu.recorder.fault(Fault::Dup.name());
+        }
+        // As if certificates arrived or left during the window.
+        Some(Fault::Total) => {
+            let delta = 1 + rng.below(3);
+            reported = if rng.below(2) == 0 || total <= delta { total + delta } else { total - delta };
+            emu.recorder.fault(Fault::Total.name());
+        }
+        _ => {}
+    }
     let last = (first + search.page_size).min(total);
+    let reported_pages = reported.div_ceil(search.page_size).max(page);
     let data_rows: Vec<Value> = rows[first..last]
         .iter()
         .map(|&i| search_row(&data.certs[i], search.today))
@@ -259,10 +286,10 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
     axum::Json(json!({
         "data": data_rows,
         "pagination": {
-            "totalRecords": total,
+            "totalRecords": reported,
             "currentPage": page,
-            "totalPages": total_pages,
-            "nextPage": (page < total_pages).then_some(page + 1),
+            "totalPages": reported_pages,
+            "nextPage": (page < reported_pages).then_some(page + 1),
             "prevPage": (page > 1).then(|| page - 1),
             "pageSize": search.page_size,
         }

@@ -22,8 +22,10 @@ mod auth;
 mod data;
 mod deltas;
 mod documents;
+mod faults;
 mod gepbd;
 mod ids;
+mod net;
 mod odc;
 mod ordering;
 mod recommendations;
@@ -47,6 +49,7 @@ use tokio::task::JoinHandle;
 
 pub use data::Kind;
 pub use deltas::{DeltaChange, DeltaEvent, UprnEvent};
+pub use faults::{Fault, Faults, RateLimit, parse_duration};
 pub use ids::gepbd_certificate_number;
 pub use odc::NEXT_SEARCH_AFTER;
 pub use recommendations::Recommendations;
@@ -85,6 +88,12 @@ pub struct Config {
     pub deltas: Vec<DeltaEvent>,
     /// How a UPRN change is named in the deltas (`uprn_updated` by default).
     pub uprn_event: UprnEvent,
+    /// Faults injected into API responses (none by default; see [`Faults`]
+    /// for the spec grammar and the `chaos` profile).
+    pub faults: Faults,
+    /// GEPBD's per-IP rate limit (`None`, the default: no limit; the real
+    /// service's is [`RateLimit::gepbd`]).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// One CSV input.
@@ -119,6 +128,11 @@ pub struct Emulator {
     recommendations: Option<Recommendations>,
     deltas: Vec<DeltaEvent>,
     uprn_event: UprnEvent,
+    faults: Faults,
+    /// Numbers API requests for the fault draws.
+    fault_requests: AtomicU64,
+    rate_limit: Option<RateLimit>,
+    limiter: faults::Limiter,
     /// Counts GEPBD searches, so each one shuffles ties differently.
     requests: AtomicU64,
     recorder: stats::Recorder,
@@ -143,6 +157,10 @@ impl Emulator {
             recommendations: config.recommendations,
             deltas: config.deltas,
             uprn_event: config.uprn_event,
+            faults: config.faults,
+            fault_requests: AtomicU64::new(0),
+            rate_limit: config.rate_limit,
+            limiter: faults::Limiter::default(),
             requests: AtomicU64::new(0),
             recorder: stats::Recorder::default(),
         })
@@ -173,6 +191,8 @@ impl Emulator {
                 get(|State(emu): State<Arc<Emulator>>| async move { axum::Json(emu.expected()) }),
             )
             .fallback(not_found)
+            .layer(from_fn_with_state(self.clone(), faults::inject))
+            .layer(from_fn_with_state(self.clone(), faults::limit))
             .layer(from_fn_with_state(self.clone(), stats::record))
             .layer(from_fn_with_state(self.clone(), delay))
             .with_state(self)
@@ -180,7 +200,12 @@ impl Emulator {
 
     /// Serves on `listener` until the server fails.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-        axum::serve(listener, Arc::new(self).router()).await?;
+        let app = Arc::new(self).router();
+        axum::serve(
+            net::EmuListener(listener),
+            app.into_make_service_with_connect_info::<net::Conn>(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -193,7 +218,10 @@ impl Emulator {
         let (tx, rx) = oneshot::channel::<()>();
         let app = emulator.clone().router();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(
+                net::EmuListener(listener),
+                app.into_make_service_with_connect_info::<net::Conn>(),
+            )
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;
                 })

@@ -26,7 +26,16 @@ use crate::data::Kind;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub total: u64,
+    /// Requests by route and status; a request whose connection a fault
+    /// reset before the response is counted under status 0.
     pub routes: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// Faults injected, by class (`429`, `reset`, `dup`, ... as in the
+    /// `--faults` spec); classes never injected are absent.
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
+    /// Requests refused by the rate limit (429 with `Retry-After`).
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl Stats {
@@ -37,6 +46,11 @@ impl Stats {
             .and_then(|s| s.get(&status))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Faults of `class` injected.
+    pub fn faults_of(&self, class: &str) -> u64 {
+        self.faults.get(class).copied().unwrap_or(0)
     }
 
     /// Requests to `route`, any status.
@@ -137,6 +151,15 @@ impl Recorder {
             .or_insert(0) += 1;
     }
 
+    pub fn fault(&self, class: &str) {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *s.faults.entry(class.to_owned()).or_insert(0) += 1;
+    }
+
+    pub fn rate_limited(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
+    }
+
     pub fn snapshot(&self) -> Stats {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -184,7 +207,12 @@ pub async fn record(State(emu): State<Arc<Emulator>>, request: Request, next: Ne
     let label = route_label(request.method().as_str(), request.uri().path());
     let response = next.run(request).await;
     if let Some(label) = label {
-        emu.recorder.record(label, response.status().as_u16());
+        let status = if response.extensions().get::<crate::faults::Aborted>().is_some() {
+            0
+        } else {
+            response.status().as_u16()
+        };
+        emu.recorder.record(label, status);
     }
     response
 }
