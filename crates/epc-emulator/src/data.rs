@@ -163,7 +163,7 @@ pub enum Values {
 }
 
 impl Values {
-    fn at(&self, i: usize) -> &str {
+    pub fn at(&self, i: usize) -> &str {
         match self {
             Values::Own(v) => &v[i],
             Values::Derived {

@@ -30,6 +30,7 @@ mod odc;
 mod ordering;
 mod recommendations;
 mod stats;
+mod synthetic;
 mod values;
 
 use std::net::SocketAddr;
@@ -53,6 +54,7 @@ pub use faults::{Fault, Faults, RateLimit, parse_duration};
 pub use ids::gepbd_certificate_number;
 pub use odc::NEXT_SEARCH_AFTER;
 pub use recommendations::Recommendations;
+pub use synthetic::Synthetic;
 pub use stats::{Expected, ExpectedRecommendations, KindCounts, RecommendationCounts, Stats};
 
 /// How to build an [`Emulator`].
@@ -94,6 +96,9 @@ pub struct Config {
     /// GEPBD's per-IP rate limit (`None`, the default: no limit; the real
     /// service's is [`RateLimit::gepbd`]).
     pub rate_limit: Option<RateLimit>,
+    /// Synthetic months generated from the loaded rows, added to them
+    /// (`None`, the default: none). See [`Synthetic`].
+    pub synthetic: Option<Synthetic>,
 }
 
 /// One CSV input.
@@ -144,7 +149,12 @@ impl Emulator {
     /// duplicate LMK key within a kind, an unreadable row, or a collision of
     /// derived certificate numbers.
     pub fn load(config: Config) -> anyhow::Result<Emulator> {
-        let mut data = data::load(&config.data)?;
+        let mut data = match &config.synthetic {
+            None => data::load(&config.data)?,
+            Some(synthetic) => data::load_with(&config.data, |kinds, origins| {
+                synthetic::generate(kinds, origins, synthetic, config.seed)
+            })?,
+        };
         deltas::apply(&mut data, &config.deltas)?;
         Ok(Emulator {
             data,
