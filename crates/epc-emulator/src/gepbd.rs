@@ -59,6 +59,9 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
             ),
         );
     }
+    if emu.files.is_some() {
+        router = router.merge(crate::files::gepbd_routes());
+    }
     router
         .route("/api/certificate", get(certificate))
         .route("/api/deltas", get(crate::deltas::deltas))

@@ -23,6 +23,7 @@ mod data;
 mod deltas;
 mod documents;
 mod faults;
+mod files;
 mod gepbd;
 mod ids;
 mod net;
@@ -51,6 +52,7 @@ use tokio::task::JoinHandle;
 pub use data::Kind;
 pub use deltas::{DeltaChange, DeltaEvent, UprnEvent};
 pub use faults::{Fault, Faults, RateLimit, parse_duration};
+pub use files::BulkFiles;
 pub use ids::gepbd_certificate_number;
 pub use odc::NEXT_SEARCH_AFTER;
 pub use recommendations::Recommendations;
@@ -99,6 +101,9 @@ pub struct Config {
     /// Synthetic months generated from the loaded rows, added to them
     /// (`None`, the default: none). See [`Synthetic`].
     pub synthetic: Option<Synthetic>,
+    /// Bulk files behind both APIs' file routes (`None`, the default: no
+    /// file routes). See [`BulkFiles`].
+    pub files: Option<BulkFiles>,
 }
 
 /// One CSV input.
@@ -138,6 +143,7 @@ pub struct Emulator {
     fault_requests: AtomicU64,
     rate_limit: Option<RateLimit>,
     limiter: faults::Limiter,
+    files: Option<files::Files>,
     /// Counts GEPBD searches, so each one shuffles ties differently.
     requests: AtomicU64,
     recorder: stats::Recorder,
@@ -171,6 +177,7 @@ impl Emulator {
             fault_requests: AtomicU64::new(0),
             rate_limit: config.rate_limit,
             limiter: faults::Limiter::default(),
+            files: config.files.map(files::Files::new),
             requests: AtomicU64::new(0),
             recorder: stats::Recorder::default(),
         })
@@ -188,7 +195,12 @@ impl Emulator {
 
     /// Both APIs and the `/_emulator` routes as one router.
     pub fn router(self: Arc<Self>) -> Router {
+        let downloads = match self.files {
+            Some(_) => files::download_routes(),
+            None => Router::new(),
+        };
         Router::new()
+            .merge(downloads)
             .merge(gepbd::routes(self.clone()))
             .merge(odc::routes(self.clone()))
             .route("/api/v1/info", get(odc::info))

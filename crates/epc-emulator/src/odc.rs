@@ -68,6 +68,9 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
             );
         }
     }
+    if emu.files.is_some() {
+        router = router.merge(crate::files::odc_routes());
+    }
     router.route_layer(from_fn_with_state(emu, auth::basic))
 }
 
