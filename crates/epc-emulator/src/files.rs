@@ -31,7 +31,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use jiff::Timestamp;
@@ -131,13 +131,16 @@ struct Grant {
     expires_at: Timestamp,
 }
 
+/// A file built once, however many requests wait for it.
+type BuildCell = Arc<OnceCell<Arc<Built>>>;
+
 /// The live state of bulk files.
 #[derive(Debug)]
 pub struct Files {
     config: BulkFiles,
     dir: PathBuf,
     grants: Mutex<HashMap<String, Grant>>,
-    built: Mutex<HashMap<(FileId, Date), Arc<OnceCell<Arc<Built>>>>>,
+    built: Mutex<HashMap<(FileId, Date), BuildCell>>,
     counter: AtomicU64,
 }
 
@@ -171,9 +174,9 @@ pub fn gepbd_routes() -> Router<Arc<Emulator>> {
     Router::new()
         .route(
             "/api/files/{file}/{format}",
-            get(|State(emu): State<Arc<Emulator>>, UrlPath((file, format)): UrlPath<(String, String)>| async move {
+            get(|State(emu): State<Arc<Emulator>>, headers: HeaderMap, UrlPath((file, format)): UrlPath<(String, String)>| async move {
                 match FileId::parse_gepbd(&file, &format) {
-                    Some(id) => redirect(&emu, id),
+                    Some(id) => redirect(&emu, id, &headers),
                     None => error(StatusCode::NOT_FOUND, "File not found"),
                 }
             }),
@@ -216,9 +219,9 @@ pub fn odc_routes() -> Router<Arc<Emulator>> {
         )
         .route(
             "/api/v1/files/{name}",
-            get(|State(emu): State<Arc<Emulator>>, UrlPath(name): UrlPath<String>| async move {
+            get(|State(emu): State<Arc<Emulator>>, headers: HeaderMap, UrlPath(name): UrlPath<String>| async move {
                 match FileId::parse_odc(&name).filter(|id| odc_files(&emu).contains(id)) {
-                    Some(id) => redirect(&emu, id),
+                    Some(id) => redirect(&emu, id, &headers),
                     None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
                 }
             }),
@@ -253,8 +256,9 @@ fn files(emu: &Emulator) -> &Files {
     emu.files.as_ref().expect("file routes exist only with bulk files configured")
 }
 
-/// 302 to a fresh short-lived URL for `id`.
-fn redirect(emu: &Emulator, id: FileId) -> Response {
+/// 302 to a fresh short-lived URL for `id`: absolute, on the host the
+/// request named (a pre-signed URL is absolute, on another host).
+fn redirect(emu: &Emulator, id: FileId, headers: &HeaderMap) -> Response {
     let f = files(emu);
     let n = f.counter.fetch_add(1, Ordering::Relaxed);
     let mut rng = Rng::new(emu.seed ^ 0xF11E_5161, n);
@@ -265,8 +269,13 @@ fn redirect(emu: &Emulator, id: FileId) -> Response {
         .checked_add(jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO))
         .unwrap_or(now);
     let name = id.name();
+    let origin = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| format!("http://{h}"))
+        .unwrap_or_default();
     let url = format!(
-        "/_files/{name}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={}&X-Amz-Expires={}&X-Amz-SignedHeaders=host&X-Amz-Signature={token}",
+        "{origin}/_files/{name}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={}&X-Amz-Expires={}&X-Amz-SignedHeaders=host&X-Amz-Signature={token}",
         now.strftime("%Y%m%dT%H%M%SZ"),
         lifetime.as_secs()
     );

@@ -258,7 +258,7 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)], fault: Option
     };
     let mut first = (page - 1) * search.page_size;
     let mut reported = total;
-    let mut rng = Rng::new(emu.seed ^ 0xD0B1_E5, request);
+    let mut rng = Rng::new(emu.seed ^ 0x00D0_B1E5, request);
     match fault {
         // Rows repeated or skipped across the pages of a window, as when
         // the order moves between requests.

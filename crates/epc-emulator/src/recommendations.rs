@@ -192,7 +192,7 @@ pub fn unit(rng: &mut Rng) -> f64 {
 impl Recommendations {
     /// The certificate's recommendations.
     pub fn of(&self, seed: u64, cert: &Certificate) -> Recs {
-        let mut r = rng(seed, 0x5EC5_0F_7E5, &cert.lmk_key);
+        let mut r = rng(seed, 0x0005_EC50_F7E5, &cert.lmk_key);
         let none = unit(&mut r) < self.without;
         if cert.schema == Schema::RdSap || cert.schema == Schema::Sap {
             if none {

@@ -60,7 +60,7 @@ fn domestic_recommendations_agree_between_the_apis() {
         "indicative-cost"
     ]);
     let mut checked_columns = false;
-    for row in rows(DOMESTIC).iter().filter(|r| r["LODGEMENT_DATE"] < "2021-04".to_owned()) {
+    for row in rows(DOMESTIC).iter().filter(|r| r["LODGEMENT_DATE"].as_str() < "2021-04") {
         let lmk = &row["LMK_KEY"];
         let number = gepbd_certificate_number(lmk);
         let doc = s.gepbd("/api/certificate", &[("certificate_number", &number)]).json();
