@@ -156,9 +156,11 @@ pub enum Values {
     Own(Arc<[Box<str>]>),
     Derived {
         base: Arc<[Box<str>]>,
+        /// The changed values, one after the other in column order.
         text: Box<str>,
-        /// (column position, start, end) in `text`, sorted by column.
-        changed: Box<[(u16, u32, u32)]>,
+        /// (column position, end in `text`), sorted by column; a value
+        /// starts where the previous one ends.
+        changed: Box<[(u16, u16)]>,
     },
 }
 
@@ -172,8 +174,8 @@ impl Values {
                 changed,
             } => match changed.binary_search_by_key(&(i as u16), |c| c.0) {
                 Ok(k) => {
-                    let (_, start, end) = changed[k];
-                    &text[start as usize..end as usize]
+                    let start = if k == 0 { 0 } else { changed[k - 1].1 as usize };
+                    &text[start..changed[k].1 as usize]
                 }
                 Err(_) => &base[i],
             },
@@ -188,16 +190,24 @@ impl Values {
         }
     }
 
-    /// A row over `base` with `changes` (column position → value).
+    /// A row over `base` with `changes` (column position → value); a row
+    /// whose changes are too long for the compact form owns its values.
     pub fn derived(base: Arc<[Box<str>]>, mut changes: Vec<(usize, String)>) -> Values {
         changes.sort_by_key(|c| c.0);
         changes.dedup_by_key(|c| c.0);
-        let mut text = String::with_capacity(changes.iter().map(|c| c.1.len()).sum());
+        let len: usize = changes.iter().map(|c| c.1.len()).sum();
+        if len > u16::MAX as usize || base.len() > u16::MAX as usize {
+            let mut own: Vec<Box<str>> = base.to_vec();
+            for (col, value) in changes {
+                own[col] = value.into_boxed_str();
+            }
+            return Values::Own(own.into());
+        }
+        let mut text = String::with_capacity(len);
         let mut changed = Vec::with_capacity(changes.len());
         for (col, value) in changes {
-            let start = text.len() as u32;
             text.push_str(&value);
-            changed.push((col as u16, start, text.len() as u32));
+            changed.push((col as u16, text.len() as u16));
         }
         Values::Derived {
             base,
@@ -230,9 +240,9 @@ pub struct Certificate {
     pub lmk_key: String,
     /// `LODGEMENT_DATE`: GEPBD's `registration_date`, the ODC window's date.
     pub lodgement_date: Date,
-    /// ODC sort key, `YYYYMMDDHHMMSS` (the lodgement date with the time of
-    /// `LODGEMENT_DATETIME`); ties are broken by the LMK key.
-    pub cursor: String,
+    /// ODC sort key, `YYYYMMDDHHMMSS` as a number (the lodgement date with
+    /// the time of `LODGEMENT_DATETIME`); ties are broken by the LMK key.
+    pub cursor: u64,
     pub certificate_number: String,
     /// The recommendation report's number (non-domestic and display only).
     pub related_rrn: Option<String>,
@@ -240,8 +250,6 @@ pub struct Certificate {
     /// The energy band, upper-cased (may be empty or a placeholder).
     pub band: String,
     pub uprn: Option<i64>,
-    pub postcode_key: String,
-    pub address_key: String,
     /// Deltas configured for this certificate.
     pub events: Option<Box<Events>>,
 }
@@ -250,6 +258,22 @@ impl Certificate {
     /// The source value of `column` (UPPER_SNAKE), if the file had the column.
     pub fn get(&self, column: &str) -> Option<&str> {
         self.header.index.get(column).map(|&i| self.values.at(i))
+    }
+
+    /// The postcode as the APIs match it (see [`values::postcode_key`]).
+    pub fn postcode_key(&self) -> String {
+        values::postcode_key(self.value("POSTCODE"))
+    }
+
+    /// The address as the APIs match it (see [`values::address_key`]).
+    pub fn address_key(&self) -> String {
+        let address = ["ADDRESS1", "ADDRESS2", "ADDRESS3", "ADDRESS4"]
+            .iter()
+            .map(|c| self.value(c))
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        values::address_key(&address)
     }
 
     /// Whether a delta removed this certificate before `today`.
@@ -452,7 +476,7 @@ pub fn load_with(
             .sort_by(|&a, &b| certs[b].lodgement_date.cmp(&certs[a].lodgement_date));
         data.by_cursor = (0..certs.len()).collect();
         data.by_cursor.sort_by(|&a, &b| {
-            (&certs[a].cursor, &certs[a].lmk_key).cmp(&(&certs[b].cursor, &certs[b].lmk_key))
+            (certs[a].cursor, &certs[a].lmk_key).cmp(&(certs[b].cursor, &certs[b].lmk_key))
         });
     }
 
@@ -582,27 +606,19 @@ pub fn certificate(
     let Some(lodgement_date) = values::parse_date(lodged) else {
         bail!("LODGEMENT_DATE {lodged:?} is not a date (YYYY-MM-DD)");
     };
-    let cursor = format!(
-        "{:04}{:02}{:02}{}",
-        lodgement_date.year(),
-        lodgement_date.month(),
-        lodgement_date.day(),
-        values::time_digits(get("LODGEMENT_DATETIME"))
-    );
-    let address = ["ADDRESS1", "ADDRESS2", "ADDRESS3", "ADDRESS4"]
-        .iter()
-        .map(|c| get(c))
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let date_digits = lodgement_date.year() as u64 * 10_000
+        + lodgement_date.month() as u64 * 100
+        + lodgement_date.day() as u64;
+    let cursor = date_digits * 1_000_000
+        + values::time_digits(get("LODGEMENT_DATETIME"))
+            .parse::<u64>()
+            .unwrap_or(0);
     let schema = Schema::for_row(kind, get("TRANSACTION_TYPE"));
     let certificate_number = gepbd_certificate_number(&lmk_key);
     let related_rrn = (kind != Kind::Domestic).then(|| related_report_number(&lmk_key));
     Ok(Certificate {
         band: get(kind.band_column()).trim().to_uppercase(),
         uprn: values::uprn(get("UPRN")),
-        postcode_key: values::postcode_key(get("POSTCODE")),
-        address_key: values::address_key(&address),
         cursor,
         certificate_number,
         related_rrn,
@@ -713,8 +729,8 @@ mod tests {
                 "REPORT_TYPE"
             ]
         );
-        assert_eq!(k.certs[0].cursor, "20210102101112");
-        assert_eq!(k.certs[1].cursor, "20210101000000");
+        assert_eq!(k.certs[0].cursor, 20210102101112);
+        assert_eq!(k.certs[1].cursor, 20210101000000);
         assert_eq!(k.by_cursor, [1, 0]);
         assert_eq!(k.by_date_desc, [0, 1]);
         assert_eq!(k.certs[1].get("REPORT_TYPE"), Some("2"));

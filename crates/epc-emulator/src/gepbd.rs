@@ -205,13 +205,13 @@ impl Search {
         (self.councils.is_empty() || self.councils.contains(&label("LOCAL_AUTHORITY_LABEL")))
             && (self.constituencies.is_empty()
                 || self.constituencies.contains(&label("CONSTITUENCY_LABEL")))
-            && self.postcode.as_ref().is_none_or(|p| *p == c.postcode_key)
+            && self.postcode.as_ref().is_none_or(|p| *p == c.postcode_key())
             && self.uprn.is_none_or(|u| c.uprn_at(self.today) == Some(u))
             && (self.bands.is_empty() || self.bands.contains(&c.band))
             && self
                 .address
                 .as_ref()
-                .is_none_or(|a| c.address_key.contains(a.as_str()))
+                .is_none_or(|a| c.address_key().contains(a.as_str()))
     }
 }
 

@@ -180,7 +180,7 @@ impl Filters {
         let code = |col: &str| c.value(col).trim().to_ascii_uppercase();
         self.postcode
             .as_ref()
-            .is_none_or(|p| c.postcode_key.starts_with(p.as_str()))
+            .is_none_or(|p| c.postcode_key().starts_with(p.as_str()))
             && !c.removed(self.today)
             && self.uprn.is_none_or(|u| c.uprn_at(self.today) == Some(u))
             && (self.local_authorities.is_empty()
@@ -191,7 +191,7 @@ impl Filters {
             && self
                 .address
                 .as_ref()
-                .is_none_or(|a| c.address_key.contains(a.as_str()))
+                .is_none_or(|a| c.address_key().contains(a.as_str()))
     }
 }
 
@@ -199,7 +199,7 @@ impl Filters {
 struct Search {
     filters: Filters,
     size: usize,
-    after: Option<(String, String)>,
+    after: Option<(u64, String)>,
 }
 
 /// Validates a search; `Err` is the message of the 400 to answer.
@@ -217,7 +217,7 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, String> 
     let after = match all(params, &["search-after"]).first() {
         None => None,
         Some(raw) => match decode_cursor(raw) {
-            Some((key, lmk)) => Some((key.to_owned(), lmk.to_owned())),
+            Some((key, lmk)) => Some((key.parse::<u64>().unwrap_or(0), lmk.to_owned())),
             None => {
                 return Err(format!(
                     "search-after {raw:?} is not a cursor this API returned"
@@ -275,15 +275,10 @@ fn search(
     };
     let data = emu.data.kind(kind);
     let order = &data.by_cursor;
-    let key = |i: usize| {
-        (
-            data.certs[i].cursor.as_str(),
-            data.certs[i].lmk_key.as_str(),
-        )
-    };
+    let key = |i: usize| (data.certs[i].cursor, data.certs[i].lmk_key.as_str());
     let mut start = order.partition_point(|&i| data.certs[i].lodgement_date < filters.from);
     if let Some((cursor, lmk)) = &after {
-        start = start.max(order.partition_point(|&i| key(i) <= (cursor.as_str(), lmk.as_str())));
+        start = start.max(order.partition_point(|&i| key(i) <= (*cursor, lmk.as_str())));
     }
     let mut rows = Vec::with_capacity(size.min(1024) + 1);
     for &i in &order[start..] {
@@ -306,7 +301,7 @@ fn search(
     let mut response = body(data, &rows, format, filters.today);
     if more {
         let last = &data.certs[*rows.last().expect("non-empty")];
-        if let Ok(v) = HeaderValue::from_str(&encode_cursor(&last.cursor, &last.lmk_key)) {
+        if let Ok(v) = HeaderValue::from_str(&encode_cursor(&format!("{:014}", last.cursor), &last.lmk_key)) {
             response.headers_mut().insert(NEXT_SEARCH_AFTER, v);
         }
     }
