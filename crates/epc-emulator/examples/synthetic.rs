@@ -44,5 +44,33 @@ fn main() -> anyhow::Result<()> {
         took.as_secs_f64(),
         rss()
     );
+
+    // Requests against the loaded data, over a socket.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let running = runtime.block_on(emulator.start("127.0.0.1:0".parse()?))?;
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let get = |path: &str| -> anyhow::Result<(f64, String)> {
+        let t = Instant::now();
+        let mut r = agent.get(format!("{}{path}", running.url())).header("Authorization", "Bearer x").call()?;
+        let body = r.body_mut().with_config().limit(1 << 30).read_to_string()?;
+        Ok((t.elapsed().as_secs_f64() * 1000.0, body))
+    };
+    let first = months[0];
+    let last = first.last_of_month();
+    let (ms, body) = get(&format!("/api/domestic/search?date_start={first}&date_end={last}&page_size=5000"))?;
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    println!("month window, first page of 5000 (totalRecords {}): {ms:.0} ms", v["pagination"]["totalRecords"]);
+    let day = first.checked_add(jiff::Span::new().days(2))?;
+    let (ms, body) = get(&format!("/api/domestic/search?date_start={day}&date_end={day}&page_size=5000"))?;
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    println!("one day ({} rows): {ms:.0} ms", v["pagination"]["totalRecords"]);
+    let numbers: Vec<String> = v["data"].as_array().unwrap().iter().take(200).map(|r| r["certificateNumber"].as_str().unwrap().to_owned()).collect();
+    let t = Instant::now();
+    for n in &numbers {
+        get(&format!("/api/certificate?certificate_number={n}"))?;
+    }
+    println!("certificate lookups: {:.2} ms each", t.elapsed().as_secs_f64() * 1000.0 / numbers.len() as f64);
+    println!("after requests: {}", rss());
+    runtime.block_on(running.shutdown())?;
     Ok(())
 }

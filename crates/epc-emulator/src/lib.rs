@@ -17,6 +17,11 @@
 //! Also served, without auth: `GET /_emulator/stats` (request counters, see
 //! [`Stats`]) and `GET /_emulator/expected` (what the data holds, see
 //! [`Expected`]).
+//!
+//! Optional, through [`Config`] (all off by default): recommendations
+//! ([`Recommendations`]), GEPBD deltas ([`DeltaEvent`]), bulk files
+//! ([`BulkFiles`]), injected faults ([`Faults`]), GEPBD's rate limit
+//! ([`RateLimit`]) and synthetic months ([`Synthetic`]); see the README.
 
 mod auth;
 mod data;
