@@ -16,7 +16,8 @@
 //!
 //! Also served, without auth: `GET /_emulator/stats` (request counters, see
 //! [`Stats`]) and `GET /_emulator/expected` (what the data holds, see
-//! [`Expected`]).
+//! [`Expected`]), `GET /_emulator/expected-recommendations` (see
+//! [`ExpectedRecommendations`]).
 //!
 //! Optional, through [`Config`] (all off by default): recommendations
 //! ([`Recommendations`]), GEPBD deltas ([`DeltaEvent`]), bulk files
@@ -216,6 +217,12 @@ impl Emulator {
             .route(
                 "/_emulator/expected",
                 get(|State(emu): State<Arc<Emulator>>| async move { axum::Json(emu.expected()) }),
+            )
+            .route(
+                "/_emulator/expected-recommendations",
+                get(|State(emu): State<Arc<Emulator>>| async move {
+                    axum::Json(emu.expected_recommendations())
+                }),
             )
             .fallback(not_found)
             .layer(from_fn_with_state(self.clone(), faults::inject))

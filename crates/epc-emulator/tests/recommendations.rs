@@ -108,6 +108,8 @@ fn domestic_recommendations_agree_between_the_apis() {
         let x = expected.month(Kind::Domestic, month);
         assert_eq!((x.certificates, x.recommendations, x.without), (*certs, *recs, *without), "{month}");
     }
+    let raw = s.get("/_emulator/expected-recommendations", Auth::None, &[], None).json();
+    assert_eq!(raw["kinds"]["domestic"]["2021-01"]["certificates"], expected.month(Kind::Domestic, "2021-01").certificates);
     let (with, without): (u64, u64) = seen.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.2));
     let share = without as f64 / (with + without) as f64;
     assert!((0.08..0.22).contains(&share), "~15% without: {share}");
