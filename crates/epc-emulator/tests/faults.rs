@@ -221,9 +221,11 @@ impl Retrying {
     /// Every certificate number of a window, paged `page_size` at a time.
     fn window(&self, start: &str, end: &str, page_size: usize) -> BTreeSet<String> {
         let mut union = BTreeSet::new();
+        // The largest total seen: a total that moved down during the window
+        // must not end the paging early.
+        let mut most = 0;
         for _pass in 0..12 {
             let mut page = 1;
-            let mut total = 0;
             loop {
                 let path = format!(
                     "/api/domestic/search?date_start={start}&date_end={end}&page_size={page_size}&current_page={page}"
@@ -232,14 +234,15 @@ impl Retrying {
                 for row in body["data"].as_array().unwrap() {
                     union.insert(row["certificateNumber"].as_str().unwrap().to_owned());
                 }
-                total = body["pagination"]["totalRecords"].as_u64().unwrap() as usize;
+                let total = body["pagination"]["totalRecords"].as_u64().unwrap() as usize;
+                most = most.max(total);
                 let pages = total.div_ceil(page_size);
                 if page >= pages {
                     break;
                 }
                 page += 1;
             }
-            if union.len() >= total {
+            if union.len() >= most {
                 break;
             }
         }
