@@ -524,6 +524,11 @@ mod tests {
         assert_eq!(f.retry_after, Duration::from_secs(2));
         assert_eq!(f.slow, Duration::from_secs(30));
         assert_eq!(f.rates.len(), 8);
+        // The brief's own example.
+        let b: Faults = "429=0.05,500=0.02,reset=0.01,slow=0.01:30s,truncate=0.01,badjson=0.01,dup=0.05,total=0.02"
+            .parse()
+            .unwrap();
+        assert_eq!((b.rate(Fault::Total), b.slow, b.retry_after), (0.02, Duration::from_secs(30), Duration::from_secs(1)));
         let c: Faults = "chaos,slow=0.02:1s".parse().unwrap();
         assert_eq!(c.rate(Fault::Slow), 0.02);
         assert_eq!(c.slow, Duration::from_secs(1));

@@ -82,8 +82,10 @@ pub struct Config {
     /// The emulator's "today" (default: the real UTC date), so that tests of
     /// GEPBD's "cannot include today" rule are deterministic.
     pub today: Option<Date>,
-    /// Seeds the GEPBD tie shuffling: the same seed and the same sequence of
-    /// requests give the same orders.
+    /// Seeds everything the emulator makes up: the GEPBD tie shuffling and
+    /// fault draws (the same seed and the same sequence of requests give the
+    /// same orders and faults), recommendations, synthetic months and bulk
+    /// file URLs.
     pub seed: u64,
     /// Added to every response, like a real network's round trip, so that
     /// runs last long enough to be interrupted in tests.
