@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use epc_emulator::{Config, DataFile, Emulator, Kind, Synthetic};
+use epc_emulator::{BulkFiles, Config, DataFile, Emulator, Kind, Recommendations, Synthetic};
 
 fn rss() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -33,6 +33,8 @@ fn main() -> anyhow::Result<()> {
         data,
         seed: 1,
         synthetic: Some(Synthetic { per_month, months: months.clone(), kinds: vec![Kind::Domestic] }),
+        recommendations: Some(Recommendations::default()),
+        files: Some(BulkFiles::default()),
         ..Config::default()
     })?;
     let took = started.elapsed();
@@ -71,6 +73,25 @@ fn main() -> anyhow::Result<()> {
     }
     println!("certificate lookups: {:.2} ms each", t.elapsed().as_secs_f64() * 1000.0 / numbers.len() as f64);
     println!("after requests: {}", rss());
+    for file in ["/api/files/domestic/csv", "/api/files/domestic/json"] {
+        let t = Instant::now();
+        let no_redirects: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+        let r = no_redirects.get(format!("{}{file}", running.url())).header("Authorization", "Bearer x").call()?;
+        let location = r.headers()["location"].to_str()?.to_owned();
+        let mut r = agent.get(location).call()?;
+        let mut n = 0u64;
+        let mut reader = r.body_mut().with_config().limit(u64::MAX).reader();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let k = std::io::Read::read(&mut reader, &mut buf)?;
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        println!("{file}: built and downloaded {:.1} MB in {:.2} s; {}", n as f64 / 1e6, t.elapsed().as_secs_f64(), rss());
+    }
     runtime.block_on(running.shutdown())?;
     Ok(())
 }
