@@ -7,8 +7,8 @@
 //!   that it is refused with 403 and an S3-style XML error. The ZIP holds one
 //!   file per lodgement year (`domestic-2021.csv`, `display-2021.json`,
 //!   `display-recommendations-2021.json`); CSV columns are lower snake_case
-//!   (`certificate_number`, the ODC columns without `lmk_key`, then `uprn`,
-//!   `uprn_source`), JSON files are arrays of the documents `/api/certificate`
+//!   (`certificate_number`, the ODC columns without `lmk_key`, then `region`,
+//!   `country`, `uprn`, `uprn_source`), JSON files are arrays of the documents `/api/certificate`
 //!   serves. `…/info` gives `{"data":{"fileSize","lastUpdated"}}`.
 //! - ODC: `GET /api/v1/files` lists `{"files":{name:{"size"}}}` and
 //!   `GET /api/v1/files/{name}` answers 302 the same way; the monthly zips
@@ -533,19 +533,26 @@ enum Source {
     Number,
     Column(String),
     Date,
+    /// `COUNTRY` when the source has it, else from the local authority's
+    /// code (`E…` England, `W…` Wales).
+    Country,
 }
 
 /// The GEPBD bulk CSV columns: `certificate_number`, the ODC columns lower
-/// snake_case without `lmk_key` (and `uprn`, `uprn_source` moved last).
+/// snake_case without `lmk_key`, then `region`, `country`, `uprn`,
+/// `uprn_source` (the order API-NOTES gives; `region` is empty unless the
+/// source has one).
 fn gepbd_columns(columns: &[String]) -> Vec<(String, Source)> {
     let mut out = vec![("certificate_number".to_owned(), Source::Number)];
     for c in columns {
         match c.as_str() {
-            "LMK_KEY" | "UPRN" | "UPRN_SOURCE" => {}
+            "LMK_KEY" | "UPRN" | "UPRN_SOURCE" | "REGION" | "COUNTRY" => {}
             "LODGEMENT_DATE" => out.push(("lodgement_date".into(), Source::Date)),
             _ => out.push((values::snake(c), Source::Column(c.clone()))),
         }
     }
+    out.push(("region".into(), Source::Column("REGION".into())));
+    out.push(("country".into(), Source::Country));
     out.push(("uprn".into(), Source::Column("UPRN".into())));
     out.push(("uprn_source".into(), Source::Column("UPRN_SOURCE".into())));
     out
@@ -556,6 +563,14 @@ fn gepbd_value<'a>(c: &'a Certificate, source: &Source, today: Date) -> std::bor
         Source::Number => c.certificate_number.as_str().into(),
         Source::Date => c.lodgement_date.to_string().into(),
         Source::Column(col) => c.value_at(col, today),
+        Source::Country => match c.get("COUNTRY") {
+            Some(country) => country.into(),
+            None => match c.value("LOCAL_AUTHORITY").chars().next() {
+                Some('E') => "England".into(),
+                Some('W') => "Wales".into(),
+                _ => "".into(),
+            },
+        },
     }
 }
 

@@ -103,7 +103,7 @@ fn gepbd_csv_holds_every_certificate_once_per_year() {
     for (name, bytes) in &files {
         let (header, rows) = csv_rows(bytes);
         assert_eq!(header[0], "certificate_number");
-        assert_eq!(&header[header.len() - 2..], ["uprn", "uprn_source"]);
+        assert_eq!(&header[header.len() - 4..], ["region", "country", "uprn", "uprn_source"]);
         for col in ["address1", "postcode", "lodgement_date", "lodgement_datetime", "current_energy_rating"] {
             assert!(header.iter().any(|h| h == col), "{col} in {header:?}");
         }
@@ -112,6 +112,7 @@ fn gepbd_csv_holds_every_certificate_once_per_year() {
         let year = &name["domestic-".len()..name.len() - 4];
         for row in rows {
             assert!(row["lodgement_date"].starts_with(year), "{name}: {}", row["lodgement_date"]);
+            assert_eq!(row["country"], "England", "Hartlepool is in England");
             *seen.entry(row["certificate_number"].clone()).or_insert(0) += 1;
         }
     }
