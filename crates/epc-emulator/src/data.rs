@@ -141,17 +141,108 @@ pub struct Header {
     index: HashMap<String, usize>,
 }
 
+impl Header {
+    /// The position of `column` in the rows of this header.
+    pub fn position(&self, column: &str) -> Option<usize> {
+        self.index.get(column).copied()
+    }
+}
+
+/// A row's values: a loaded row owns them; a synthetic row keeps only the
+/// values it changed (one string, spans by column) over its template's, so a
+/// month of 150,000 generated rows costs a few hundred bytes a row.
+#[derive(Debug)]
+pub enum Values {
+    Own(Arc<[Box<str>]>),
+    Derived {
+        base: Arc<[Box<str>]>,
+        /// The changed values, one after the other in column order.
+        text: Box<str>,
+        /// (column position, end in `text`), sorted by column; a value
+        /// starts where the previous one ends.
+        changed: Box<[(u16, u16)]>,
+    },
+}
+
+impl Values {
+    pub fn at(&self, i: usize) -> &str {
+        match self {
+            Values::Own(v) => &v[i],
+            Values::Derived {
+                base,
+                text,
+                changed,
+            } => match changed.binary_search_by_key(&(i as u16), |c| c.0) {
+                Ok(k) => {
+                    let start = if k == 0 { 0 } else { changed[k - 1].1 as usize };
+                    &text[start..changed[k].1 as usize]
+                }
+                Err(_) => &base[i],
+            },
+        }
+    }
+
+    /// The values a synthetic row can be derived from.
+    pub fn base(&self) -> &Arc<[Box<str>]> {
+        match self {
+            Values::Own(v) => v,
+            Values::Derived { base, .. } => base,
+        }
+    }
+
+    /// A row over `base` with `changes` (column position → value); a row
+    /// whose changes are too long for the compact form owns its values.
+    pub fn derived(base: Arc<[Box<str>]>, mut changes: Vec<(usize, String)>) -> Values {
+        changes.sort_by_key(|c| c.0);
+        changes.dedup_by_key(|c| c.0);
+        let len: usize = changes.iter().map(|c| c.1.len()).sum();
+        if len > u16::MAX as usize || base.len() > u16::MAX as usize {
+            let mut own: Vec<Box<str>> = base.to_vec();
+            for (col, value) in changes {
+                own[col] = value.into_boxed_str();
+            }
+            return Values::Own(own.into());
+        }
+        let mut text = String::with_capacity(len);
+        let mut changed = Vec::with_capacity(changes.len());
+        for (col, value) in changes {
+            text.push_str(&value);
+            changed.push((col as u16, text.len() as u16));
+        }
+        Values::Derived {
+            base,
+            text: text.into_boxed_str(),
+            changed: changed.into_boxed_slice(),
+        }
+    }
+}
+
+/// What deltas did to a certificate, in time order.
+#[derive(Debug, Default)]
+pub struct Events {
+    /// When the certificate was removed from the register.
+    pub removed: Option<jiff::Timestamp>,
+    /// UPRN changes (when, the new UPRN).
+    pub uprns: Vec<(jiff::Timestamp, Option<i64>)>,
+}
+
+/// Whether an event at `at` has happened by the emulator's `today`: only
+/// events of days before today count, the days the deltas route can serve.
+pub fn happened(at: jiff::Timestamp, today: Date) -> bool {
+    jiff::tz::Offset::UTC.to_datetime(at).date() < today
+}
+
 /// One certificate: the source row plus what the APIs derive from it.
 #[derive(Debug)]
 pub struct Certificate {
-    header: Arc<Header>,
-    values: Vec<String>,
+    pub header: Arc<Header>,
+    pub values: Values,
     pub lmk_key: String,
     /// `LODGEMENT_DATE`: GEPBD's `registration_date`, the ODC window's date.
     pub lodgement_date: Date,
-    /// ODC sort key, `YYYYMMDDHHMMSS` (the lodgement date with the time of
-    /// `LODGEMENT_DATETIME`); ties are broken by the LMK key.
-    pub cursor: String,
+    /// ODC sort key, `YYYYMMDDHHMMSS` as a number (the lodgement date with
+    /// the time of `LODGEMENT_DATETIME`); ties are broken by the LMK key.
+    pub cursor: u64,
     pub certificate_number: String,
     /// The recommendation report's number (non-domestic and display only).
     pub related_rrn: Option<String>,
@@ -159,17 +250,66 @@ pub struct Certificate {
     /// The energy band, upper-cased (may be empty or a placeholder).
     pub band: String,
     pub uprn: Option<i64>,
-    pub postcode_key: String,
-    pub address_key: String,
+    /// Deltas configured for this certificate.
+    pub events: Option<Box<Events>>,
 }
 
 impl Certificate {
     /// The source value of `column` (UPPER_SNAKE), if the file had the column.
     pub fn get(&self, column: &str) -> Option<&str> {
-        self.header
-            .index
-            .get(column)
-            .map(|&i| self.values[i].as_str())
+        self.header.index.get(column).map(|&i| self.values.at(i))
+    }
+
+    /// The postcode as the APIs match it (see [`values::postcode_key`]).
+    pub fn postcode_key(&self) -> String {
+        values::postcode_key(self.value("POSTCODE"))
+    }
+
+    /// The address as the APIs match it (see [`values::address_key`]).
+    pub fn address_key(&self) -> String {
+        let address = ["ADDRESS1", "ADDRESS2", "ADDRESS3", "ADDRESS4"]
+            .iter()
+            .map(|c| self.value(c))
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        values::address_key(&address)
+    }
+
+    /// Whether a delta removed this certificate before `today`.
+    pub fn removed(&self, today: Date) -> bool {
+        self.events
+            .as_ref()
+            .and_then(|e| e.removed)
+            .is_some_and(|at| happened(at, today))
+    }
+
+    /// The UPRN as of `today`: the latest UPRN change that happened, else
+    /// the source's.
+    pub fn uprn_at(&self, today: Date) -> Option<i64> {
+        self.uprn_change(today).unwrap_or(self.uprn)
+    }
+
+    /// `Some(new UPRN)` when a UPRN change has happened by `today`.
+    pub fn uprn_change(&self, today: Date) -> Option<Option<i64>> {
+        self.events.as_ref().and_then(|e| {
+            e.uprns
+                .iter()
+                .rev()
+                .find(|(at, _)| happened(*at, today))
+                .map(|&(_, u)| u)
+        })
+    }
+
+    /// The source value of `column` as of `today` (the `UPRN` column follows
+    /// UPRN changes), empty when the file lacks the column.
+    pub fn value_at(&self, column: &str, today: Date) -> std::borrow::Cow<'_, str> {
+        if column == "UPRN"
+            && let Some(change) = self.uprn_change(today)
+        {
+            return change.map(|u| u.to_string()).unwrap_or_default().into();
+        }
+        self.value(column).into()
     }
 
     /// The source value of `column`, empty when the file lacks the column.
@@ -183,7 +323,8 @@ impl Certificate {
             .columns
             .iter()
             .map(String::as_str)
-            .zip(self.values.iter().map(String::as_str))
+            .enumerate()
+            .map(|(i, c)| (c, self.values.at(i)))
     }
 
     /// `YYYY-MM` of the lodgement date.
@@ -218,6 +359,8 @@ pub struct Dataset {
     pub kinds: [KindData; 3],
     /// GEPBD certificate number → (kind, index).
     pub by_number: HashMap<String, (Kind, usize)>,
+    /// Recommendation-report number → (kind, index) of its certificate.
+    pub by_report: HashMap<String, (Kind, usize)>,
     /// Lower-cased council (`LOCAL_AUTHORITY_LABEL`) and constituency
     /// (`CONSTITUENCY_LABEL`) names of all kinds: what GEPBD's `council[]` and
     /// `constituency[]` accept.
@@ -230,6 +373,19 @@ impl Dataset {
         &self.kinds[kind.index()]
     }
 
+    /// The certificate with this GEPBD number or LMK key, of any kind.
+    pub fn find(&self, id: &str) -> Option<(Kind, usize)> {
+        self.by_number.get(id).copied().or_else(|| {
+            self.kinds
+                .iter()
+                .find_map(|k| k.by_lmk.get(id).map(|&i| (k.kind, i)))
+        })
+    }
+
+    pub fn cert(&self, kind: Kind, i: usize) -> &Certificate {
+        &self.kind(kind).certs[i]
+    }
+
     pub fn latest_date(&self) -> Option<Date> {
         self.kinds
             .iter()
@@ -240,9 +396,9 @@ impl Dataset {
 
 /// Where a row came from, for error messages.
 #[derive(Debug, Clone)]
-struct Origin {
-    file: Arc<str>,
-    line: u64,
+pub struct Origin {
+    pub file: Arc<str>,
+    pub line: u64,
 }
 
 impl std::fmt::Display for Origin {
@@ -254,6 +410,15 @@ impl std::fmt::Display for Origin {
 /// Reads all files, recognises their kinds and builds the dataset. Errors
 /// name the file, and the line where a row is at fault.
 pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
+    load_with(files, |_, _| Ok(()))
+}
+
+/// [`load`], with `extend` adding rows (synthetic months) after the files
+/// are read and before the indexes are built.
+pub fn load_with(
+    files: &[DataFile],
+    extend: impl FnOnce(&mut [KindData; 3], &mut [Vec<Origin>; 3]) -> anyhow::Result<()>,
+) -> anyhow::Result<Dataset> {
     let mut kinds: [KindData; 3] = Kind::ALL.map(|kind| KindData {
         kind,
         columns: Vec::new(),
@@ -268,8 +433,10 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
         let (name, text) = read(file)?;
         load_file(&name, &text, &mut kinds, &mut origins)?;
     }
+    extend(&mut kinds, &mut origins)?;
 
     let mut by_number: HashMap<String, (Kind, usize)> = HashMap::new();
+    let mut by_report: HashMap<String, (Kind, usize)> = HashMap::new();
     // Related-report numbers share the certificate-number space in GEPBD
     // (both are fetched with /api/certificate), so they must not collide.
     let mut taken: HashMap<String, (String, &Origin)> = HashMap::new();
@@ -291,6 +458,9 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
                 taken.insert(number.clone(), (cert.lmk_key.clone(), origin));
             }
             by_number.insert(cert.certificate_number.clone(), (data.kind, i));
+            if let Some(rrn) = &cert.related_rrn {
+                by_report.insert(rrn.clone(), (data.kind, i));
+            }
             let council = cert.value("LOCAL_AUTHORITY_LABEL").trim();
             if !council.is_empty() {
                 councils.insert(council.to_lowercase());
@@ -306,13 +476,14 @@ pub fn load(files: &[DataFile]) -> anyhow::Result<Dataset> {
             .sort_by(|&a, &b| certs[b].lodgement_date.cmp(&certs[a].lodgement_date));
         data.by_cursor = (0..certs.len()).collect();
         data.by_cursor.sort_by(|&a, &b| {
-            (&certs[a].cursor, &certs[a].lmk_key).cmp(&(&certs[b].cursor, &certs[b].lmk_key))
+            (certs[a].cursor, &certs[a].lmk_key).cmp(&(certs[b].cursor, &certs[b].lmk_key))
         });
     }
 
     Ok(Dataset {
         kinds,
         by_number,
+        by_report,
         councils,
         constituencies,
     })
@@ -393,35 +564,40 @@ fn load_file(
             file: name.clone(),
             line: record.position().map(|p| p.line()).unwrap_or(0),
         };
-        let values: Vec<String> = record.iter().map(str::to_owned).collect();
-        let cert = certificate(kind, header.clone(), values)
+        let values: Arc<[Box<str>]> = record.iter().map(Box::from).collect();
+        let cert = certificate(kind, header.clone(), Values::Own(values))
             .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-        if let Some(&first) = data.by_lmk.get(&cert.lmk_key) {
-            bail!(
-                "{origin}: duplicate LMK_KEY {} (first seen at {})",
-                cert.lmk_key,
-                origins[first]
-            );
-        }
-        data.by_lmk.insert(cert.lmk_key.clone(), data.certs.len());
-        data.certs.push(cert);
-        origins.push(origin);
+        push(data, origins, cert, origin)?;
     }
     Ok(())
 }
 
-fn certificate(
+/// Adds a certificate to its kind, refusing a duplicate LMK key.
+pub fn push(
+    data: &mut KindData,
+    origins: &mut Vec<Origin>,
+    cert: Certificate,
+    origin: Origin,
+) -> anyhow::Result<()> {
+    if let Some(&first) = data.by_lmk.get(&cert.lmk_key) {
+        bail!(
+            "{origin}: duplicate LMK_KEY {} (first seen at {})",
+            cert.lmk_key,
+            origins[first]
+        );
+    }
+    data.by_lmk.insert(cert.lmk_key.clone(), data.certs.len());
+    data.certs.push(cert);
+    origins.push(origin);
+    Ok(())
+}
+
+pub fn certificate(
     kind: Kind,
     header: Arc<Header>,
-    values: Vec<String>,
+    values: Values,
 ) -> anyhow::Result<Certificate> {
-    let get = |c: &str| {
-        header
-            .index
-            .get(c)
-            .map(|&i| values[i].as_str())
-            .unwrap_or("")
-    };
+    let get = |c: &str| header.index.get(c).map(|&i| values.at(i)).unwrap_or("");
     let lmk_key = get("LMK_KEY").trim().to_owned();
     if lmk_key.is_empty() {
         bail!("empty LMK_KEY");
@@ -430,27 +606,19 @@ fn certificate(
     let Some(lodgement_date) = values::parse_date(lodged) else {
         bail!("LODGEMENT_DATE {lodged:?} is not a date (YYYY-MM-DD)");
     };
-    let cursor = format!(
-        "{:04}{:02}{:02}{}",
-        lodgement_date.year(),
-        lodgement_date.month(),
-        lodgement_date.day(),
-        values::time_digits(get("LODGEMENT_DATETIME"))
-    );
-    let address = ["ADDRESS1", "ADDRESS2", "ADDRESS3", "ADDRESS4"]
-        .iter()
-        .map(|c| get(c))
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let date_digits = lodgement_date.year() as u64 * 10_000
+        + lodgement_date.month() as u64 * 100
+        + lodgement_date.day() as u64;
+    let cursor = date_digits * 1_000_000
+        + values::time_digits(get("LODGEMENT_DATETIME"))
+            .parse::<u64>()
+            .unwrap_or(0);
     let schema = Schema::for_row(kind, get("TRANSACTION_TYPE"));
     let certificate_number = gepbd_certificate_number(&lmk_key);
     let related_rrn = (kind != Kind::Domestic).then(|| related_report_number(&lmk_key));
     Ok(Certificate {
         band: get(kind.band_column()).trim().to_uppercase(),
         uprn: values::uprn(get("UPRN")),
-        postcode_key: values::postcode_key(get("POSTCODE")),
-        address_key: values::address_key(&address),
         cursor,
         certificate_number,
         related_rrn,
@@ -459,6 +627,7 @@ fn certificate(
         lmk_key,
         header,
         values,
+        events: None,
     })
 }
 
@@ -560,8 +729,8 @@ mod tests {
                 "REPORT_TYPE"
             ]
         );
-        assert_eq!(k.certs[0].cursor, "20210102101112");
-        assert_eq!(k.certs[1].cursor, "20210101000000");
+        assert_eq!(k.certs[0].cursor, 20210102101112);
+        assert_eq!(k.certs[1].cursor, 20210101000000);
         assert_eq!(k.by_cursor, [1, 0]);
         assert_eq!(k.by_date_desc, [0, 1]);
         assert_eq!(k.certs[1].get("REPORT_TYPE"), Some("2"));

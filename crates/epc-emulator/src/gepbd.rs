@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
@@ -20,6 +21,8 @@ use serde_json::{Value, json};
 
 use crate::data::{Certificate, Kind};
 use crate::ordering::{Rng, shuffle_ties};
+use crate::faults::{Drawn, Fault};
+use crate::recommendations::{self, Recs};
 use crate::{Emulator, auth, documents, ids, values};
 
 const MISSING_FILTER: &str =
@@ -49,14 +52,19 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
             &format!("/api/{}/search", kind.slug()),
             get(
                 move |State(emu): State<Arc<Emulator>>,
+                      drawn: Option<Extension<Drawn>>,
                       Query(params): Query<Vec<(String, String)>>| async move {
-                    search(&emu, kind, &params)
+                    search(&emu, kind, &params, drawn.map(|d| d.0.0))
                 },
             ),
         );
     }
+    if emu.files.is_some() {
+        router = router.merge(crate::files::gepbd_routes());
+    }
     router
         .route("/api/certificate", get(certificate))
+        .route("/api/deltas", get(crate::deltas::deltas))
         .route_layer(from_fn_with_state(emu, auth::bearer))
 }
 
@@ -80,6 +88,7 @@ struct Search {
     address: Option<String>,
     page_size: usize,
     current_page: Option<String>,
+    today: Date,
 }
 
 /// Values of a parameter, accepting both `name[]` (as the spec writes
@@ -186,6 +195,7 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, &'static
         address: address.map(values::address_key),
         page_size,
         current_page: one(params, "current_page").map(str::to_owned),
+        today,
     })
 }
 
@@ -195,18 +205,18 @@ impl Search {
         (self.councils.is_empty() || self.councils.contains(&label("LOCAL_AUTHORITY_LABEL")))
             && (self.constituencies.is_empty()
                 || self.constituencies.contains(&label("CONSTITUENCY_LABEL")))
-            && self.postcode.as_ref().is_none_or(|p| *p == c.postcode_key)
-            && self.uprn.is_none_or(|u| c.uprn == Some(u))
+            && self.postcode.as_ref().is_none_or(|p| *p == c.postcode_key())
+            && self.uprn.is_none_or(|u| c.uprn_at(self.today) == Some(u))
             && (self.bands.is_empty() || self.bands.contains(&c.band))
             && self
                 .address
                 .as_ref()
-                .is_none_or(|a| c.address_key.contains(a.as_str()))
+                .is_none_or(|a| c.address_key().contains(a.as_str()))
     }
 }
 
 /// `GET /api/{kind}/search`.
-fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
+fn search(emu: &Emulator, kind: Kind, params: &[(String, String)], fault: Option<Fault>) -> Response {
     let search = match parse(emu, params) {
         Ok(s) => s,
         Err(message) => return bad_request(message),
@@ -225,7 +235,7 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
     let mut rows: Vec<usize> = order[from..to.max(from)]
         .iter()
         .copied()
-        .filter(|&i| search.matches(&data.certs[i]))
+        .filter(|&i| !data.certs[i].removed(search.today) && search.matches(&data.certs[i]))
         .collect();
     if rows.is_empty() {
         return error(StatusCode::NOT_FOUND, NO_RESULTS);
@@ -246,19 +256,43 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
             }
         },
     };
-    let first = (page - 1) * search.page_size;
+    let mut first = (page - 1) * search.page_size;
+    let mut reported = total;
+    let mut rng = Rng::new(emu.seed ^ 0x00D0_B1E5, request);
+    match fault {
+        // Rows repeated or skipped across the pages of a window, as when
+        // the order moves between requests.
+        Some(Fault::Dup) if total_pages > 1 => {
+            let reach = (search.page_size / 4).max(1);
+            let shift = 1 + rng.below(reach);
+            first = if rng.below(2) == 0 || first + shift >= total {
+                first.saturating_sub(shift)
+            } else {
+                first + shift
+            };
+            emu.recorder.fault(Fault::Dup.name());
+        }
+        // As if certificates arrived or left during the window.
+        Some(Fault::Total) => {
+            let delta = 1 + rng.below(3);
+            reported = if rng.below(2) == 0 || total <= delta { total + delta } else { total - delta };
+            emu.recorder.fault(Fault::Total.name());
+        }
+        _ => {}
+    }
     let last = (first + search.page_size).min(total);
+    let reported_pages = reported.div_ceil(search.page_size).max(page);
     let data_rows: Vec<Value> = rows[first..last]
         .iter()
-        .map(|&i| search_row(&data.certs[i]))
+        .map(|&i| search_row(&data.certs[i], search.today))
         .collect();
     axum::Json(json!({
         "data": data_rows,
         "pagination": {
-            "totalRecords": total,
+            "totalRecords": reported,
             "currentPage": page,
-            "totalPages": total_pages,
-            "nextPage": (page < total_pages).then_some(page + 1),
+            "totalPages": reported_pages,
+            "nextPage": (page < reported_pages).then_some(page + 1),
             "prevPage": (page > 1).then(|| page - 1),
             "pageSize": search.page_size,
         }
@@ -267,7 +301,7 @@ fn search(emu: &Emulator, kind: Kind, params: &[(String, String)]) -> Response {
 }
 
 /// A search result row, camelCase as the service writes it.
-pub fn search_row(c: &Certificate) -> Value {
+pub fn search_row(c: &Certificate, today: Date) -> Value {
     let text = |col: &str| values::text(c.value(col).trim());
     let mut row = json!({
         "certificateNumber": c.certificate_number,
@@ -281,7 +315,7 @@ pub fn search_row(c: &Certificate) -> Value {
         "constituency": text("CONSTITUENCY_LABEL"),
         "currentEnergyEfficiencyBand": values::text(&c.band),
         "registrationDate": c.lodgement_date.to_string(),
-        "uprn": c.uprn,
+        "uprn": c.uprn_at(today),
         "schemaType": c.schema.schema_type(),
     });
     if let Some(rrn) = &c.related_rrn {
@@ -301,11 +335,50 @@ async fn certificate(
     if !ids::is_certificate_number(number) {
         return bad_request(INVALID_CERTIFICATE_NUMBER);
     }
-    match emu.data.by_number.get(number) {
-        Some(&(kind, i)) => {
-            let cert = &emu.data.kind(kind).certs[i];
-            axum::Json(json!({"data": documents::document(cert)})).into_response()
+    let today = emu.today();
+    if let Some(&(kind, i)) = emu.data.by_number.get(number) {
+        let cert = &emu.data.kind(kind).certs[i];
+        if !cert.removed(today) {
+            return axum::Json(json!({"data": emu.document(cert, today)})).into_response();
         }
-        None => error(StatusCode::NOT_FOUND, CERTIFICATE_NOT_FOUND),
+    }
+    if let (Some(recs), Some(&(kind, i))) = (&emu.recommendations, emu.data.by_report.get(number)) {
+        let cert = &emu.data.kind(kind).certs[i];
+        if !cert.removed(today) && !recs.report_missing(emu.seed, cert) {
+            let advice = match recs.of(emu.seed, cert) {
+                Recs::Report(a) => a,
+                Recs::Domestic(_) => Vec::new(),
+            };
+            let uprn = document_uprn(cert, today);
+            return axum::Json(json!({"data": recommendations::report(cert, &advice, uprn)}))
+                .into_response();
+        }
+    }
+    error(StatusCode::NOT_FOUND, CERTIFICATE_NOT_FOUND)
+}
+
+/// A document's `uprn` as of `today`.
+pub fn document_uprn(cert: &Certificate, today: Date) -> Value {
+    match cert.uprn_change(today) {
+        Some(u) => u.map_or(Value::Null, Value::from),
+        None => values::uprn_value(cert.value("UPRN")),
+    }
+}
+
+impl Emulator {
+    /// The GEPBD document of a certificate as of `today`: UPRN changes
+    /// applied, recommendations in when configured.
+    pub(crate) fn document(&self, cert: &Certificate, today: Date) -> Value {
+        let mut doc = documents::document(cert);
+        if cert.uprn_change(today).is_some() {
+            doc["uprn"] = document_uprn(cert, today);
+        }
+        if let Some(recs) = &self.recommendations
+            && let Recs::Domestic(list) = recs.of(self.seed, cert)
+        {
+            doc["suggested_improvements"] =
+                recommendations::suggested_improvements(&list, cert.schema);
+        }
+        doc
     }
 }

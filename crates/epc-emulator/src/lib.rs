@@ -16,16 +16,28 @@
 //!
 //! Also served, without auth: `GET /_emulator/stats` (request counters, see
 //! [`Stats`]) and `GET /_emulator/expected` (what the data holds, see
-//! [`Expected`]).
+//! [`Expected`]), `GET /_emulator/expected-recommendations` (see
+//! [`ExpectedRecommendations`]).
+//!
+//! Optional, through [`Config`] (all off by default): recommendations
+//! ([`Recommendations`]), GEPBD deltas ([`DeltaEvent`]), bulk files
+//! ([`BulkFiles`]), injected faults ([`Faults`]), GEPBD's rate limit
+//! ([`RateLimit`]) and synthetic months ([`Synthetic`]); see the README.
 
 mod auth;
 mod data;
+mod deltas;
 mod documents;
+mod faults;
+mod files;
 mod gepbd;
 mod ids;
+mod net;
 mod odc;
 mod ordering;
+mod recommendations;
 mod stats;
+mod synthetic;
 mod values;
 
 use std::net::SocketAddr;
@@ -44,9 +56,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use data::Kind;
+pub use deltas::{DeltaChange, DeltaEvent, UprnEvent};
+pub use faults::{Fault, Faults, RateLimit, parse_duration};
+pub use files::BulkFiles;
 pub use ids::gepbd_certificate_number;
 pub use odc::NEXT_SEARCH_AFTER;
-pub use stats::{Expected, KindCounts, Stats};
+pub use recommendations::Recommendations;
+pub use synthetic::Synthetic;
+pub use stats::{Expected, ExpectedRecommendations, KindCounts, RecommendationCounts, Stats};
 
 /// How to build an [`Emulator`].
 #[derive(Debug, Clone, Default)]
@@ -65,12 +82,36 @@ pub struct Config {
     /// The emulator's "today" (default: the real UTC date), so that tests of
     /// GEPBD's "cannot include today" rule are deterministic.
     pub today: Option<Date>,
-    /// Seeds the GEPBD tie shuffling: the same seed and the same sequence of
-    /// requests give the same orders.
+    /// Seeds everything the emulator makes up: the GEPBD tie shuffling and
+    /// fault draws (the same seed and the same sequence of requests give the
+    /// same orders and faults), recommendations, synthetic months and bulk
+    /// file URLs.
     pub seed: u64,
     /// Added to every response, like a real network's round trip, so that
     /// runs last long enough to be interrupted in tests.
     pub latency: Option<std::time::Duration>,
+    /// Made-up recommendations for every certificate (see
+    /// [`Recommendations`]). `None` (default): domestic documents carry no
+    /// `suggested_improvements`, recommendation reports are 404 and ODC has
+    /// no recommendations route.
+    pub recommendations: Option<Recommendations>,
+    /// Changes served by `GET /api/deltas` and applied to the data once
+    /// their day is past (see [`DeltaEvent`]); none by default.
+    pub deltas: Vec<DeltaEvent>,
+    /// How a UPRN change is named in the deltas (`uprn_updated` by default).
+    pub uprn_event: UprnEvent,
+    /// Faults injected into API responses (none by default; see [`Faults`]
+    /// for the spec grammar and the `chaos` profile).
+    pub faults: Faults,
+    /// GEPBD's per-IP rate limit (`None`, the default: no limit; the real
+    /// service's is [`RateLimit::gepbd`]).
+    pub rate_limit: Option<RateLimit>,
+    /// Synthetic months generated from the loaded rows, added to them
+    /// (`None`, the default: none). See [`Synthetic`].
+    pub synthetic: Option<Synthetic>,
+    /// Bulk files behind both APIs' file routes (`None`, the default: no
+    /// file routes). See [`BulkFiles`].
+    pub files: Option<BulkFiles>,
 }
 
 /// One CSV input.
@@ -102,6 +143,15 @@ pub struct Emulator {
     today: Option<Date>,
     seed: u64,
     latency: Option<std::time::Duration>,
+    recommendations: Option<Recommendations>,
+    deltas: Vec<DeltaEvent>,
+    uprn_event: UprnEvent,
+    faults: Faults,
+    /// Numbers API requests for the fault draws.
+    fault_requests: AtomicU64,
+    rate_limit: Option<RateLimit>,
+    limiter: faults::Limiter,
+    files: Option<files::Files>,
     /// Counts GEPBD searches, so each one shuffles ties differently.
     requests: AtomicU64,
     recorder: stats::Recorder,
@@ -113,7 +163,13 @@ impl Emulator {
     /// duplicate LMK key within a kind, an unreadable row, or a collision of
     /// derived certificate numbers.
     pub fn load(config: Config) -> anyhow::Result<Emulator> {
-        let data = data::load(&config.data)?;
+        let mut data = match &config.synthetic {
+            None => data::load(&config.data)?,
+            Some(synthetic) => data::load_with(&config.data, |kinds, origins| {
+                synthetic::generate(kinds, origins, synthetic, config.seed)
+            })?,
+        };
+        deltas::apply(&mut data, &config.deltas)?;
         Ok(Emulator {
             data,
             token: config.token,
@@ -122,6 +178,14 @@ impl Emulator {
             today: config.today,
             seed: config.seed,
             latency: config.latency,
+            recommendations: config.recommendations,
+            deltas: config.deltas,
+            uprn_event: config.uprn_event,
+            faults: config.faults,
+            fault_requests: AtomicU64::new(0),
+            rate_limit: config.rate_limit,
+            limiter: faults::Limiter::default(),
+            files: config.files.map(files::Files::new),
             requests: AtomicU64::new(0),
             recorder: stats::Recorder::default(),
         })
@@ -139,7 +203,12 @@ impl Emulator {
 
     /// Both APIs and the `/_emulator` routes as one router.
     pub fn router(self: Arc<Self>) -> Router {
+        let downloads = match self.files {
+            Some(_) => files::download_routes(),
+            None => Router::new(),
+        };
         Router::new()
+            .merge(downloads)
             .merge(gepbd::routes(self.clone()))
             .merge(odc::routes(self.clone()))
             .route("/api/v1/info", get(odc::info))
@@ -151,7 +220,15 @@ impl Emulator {
                 "/_emulator/expected",
                 get(|State(emu): State<Arc<Emulator>>| async move { axum::Json(emu.expected()) }),
             )
+            .route(
+                "/_emulator/expected-recommendations",
+                get(|State(emu): State<Arc<Emulator>>| async move {
+                    axum::Json(emu.expected_recommendations())
+                }),
+            )
             .fallback(not_found)
+            .layer(from_fn_with_state(self.clone(), faults::inject))
+            .layer(from_fn_with_state(self.clone(), faults::limit))
             .layer(from_fn_with_state(self.clone(), stats::record))
             .layer(from_fn_with_state(self.clone(), delay))
             .with_state(self)
@@ -159,7 +236,12 @@ impl Emulator {
 
     /// Serves on `listener` until the server fails.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-        axum::serve(listener, Arc::new(self).router()).await?;
+        let app = Arc::new(self).router();
+        axum::serve(
+            net::EmuListener(listener),
+            app.into_make_service_with_connect_info::<net::Conn>(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -172,7 +254,10 @@ impl Emulator {
         let (tx, rx) = oneshot::channel::<()>();
         let app = emulator.clone().router();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(
+                net::EmuListener(listener),
+                app.into_make_service_with_connect_info::<net::Conn>(),
+            )
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;
                 })
@@ -192,12 +277,14 @@ impl Emulator {
     }
 
     /// What the data holds: per kind, the number of certificates per
-    /// lodgement month (`YYYY-MM`) and day.
+    /// lodgement month (`YYYY-MM`) and day (certificates removed by a delta
+    /// that has happened are not counted).
     pub fn expected(&self) -> Expected {
+        let today = self.today();
         let mut expected = Expected::default();
         for data in &self.data.kinds {
             let mut counts = KindCounts::default();
-            for cert in &data.certs {
+            for cert in data.certs.iter().filter(|c| !c.removed(today)) {
                 counts.total += 1;
                 *counts.months.entry(cert.month()).or_insert(0) += 1;
                 *counts
@@ -206,6 +293,34 @@ impl Emulator {
                     .or_insert(0) += 1;
             }
             expected.kinds.insert(data.kind, counts);
+        }
+        expected
+    }
+
+    /// What the recommendations hold, per kind and lodgement month (empty
+    /// when recommendations are not configured); removed certificates are
+    /// not counted.
+    pub fn expected_recommendations(&self) -> ExpectedRecommendations {
+        let mut expected = ExpectedRecommendations::default();
+        let Some(recs) = &self.recommendations else {
+            return expected;
+        };
+        let today = self.today();
+        for data in &self.data.kinds {
+            let months = expected.kinds.entry(data.kind).or_default();
+            for cert in data.certs.iter().filter(|c| !c.removed(today)) {
+                let n = recs.of(self.seed, cert).len() as u64;
+                let m = months.entry(cert.month()).or_default();
+                if n > 0 {
+                    m.certificates += 1;
+                    m.recommendations += n;
+                } else {
+                    m.without += 1;
+                }
+                if recs.report_missing(self.seed, cert) {
+                    m.missing_reports += 1;
+                }
+            }
         }
         expected
     }

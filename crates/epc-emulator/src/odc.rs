@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::data::{Certificate, Kind, KindData};
 use crate::ordering::{decode_cursor, encode_cursor};
+use crate::recommendations as recs;
 use crate::{Emulator, auth, values};
 
 /// The response header carrying the next page's cursor.
@@ -54,6 +55,21 @@ pub fn routes(emu: Arc<Emulator>) -> Router<Arc<Emulator>> {
                     },
                 ),
             );
+        if emu.recommendations.is_some() {
+            router = router.route(
+                &format!("/api/v1/{}/recommendations/{{lmk_key}}", kind.slug()),
+                get(
+                    move |State(emu): State<Arc<Emulator>>,
+                          headers: HeaderMap,
+                          Path(lmk_key): Path<String>| async move {
+                        recommendations(&emu, kind, &headers, &lmk_key)
+                    },
+                ),
+            );
+        }
+    }
+    if emu.files.is_some() {
+        router = router.merge(crate::files::odc_routes());
     }
     router.route_layer(from_fn_with_state(emu, auth::basic))
 }
@@ -156,6 +172,7 @@ struct Filters {
     constituencies: Vec<String>,
     bands: Vec<String>,
     address: Option<String>,
+    today: Date,
 }
 
 impl Filters {
@@ -163,8 +180,9 @@ impl Filters {
         let code = |col: &str| c.value(col).trim().to_ascii_uppercase();
         self.postcode
             .as_ref()
-            .is_none_or(|p| c.postcode_key.starts_with(p.as_str()))
-            && self.uprn.is_none_or(|u| c.uprn == Some(u))
+            .is_none_or(|p| c.postcode_key().starts_with(p.as_str()))
+            && !c.removed(self.today)
+            && self.uprn.is_none_or(|u| c.uprn_at(self.today) == Some(u))
             && (self.local_authorities.is_empty()
                 || self.local_authorities.contains(&code("LOCAL_AUTHORITY")))
             && (self.constituencies.is_empty()
@@ -173,7 +191,7 @@ impl Filters {
             && self
                 .address
                 .as_ref()
-                .is_none_or(|a| c.address_key.contains(a.as_str()))
+                .is_none_or(|a| c.address_key().contains(a.as_str()))
     }
 }
 
@@ -181,7 +199,7 @@ impl Filters {
 struct Search {
     filters: Filters,
     size: usize,
-    after: Option<(String, String)>,
+    after: Option<(u64, String)>,
 }
 
 /// Validates a search; `Err` is the message of the 400 to answer.
@@ -199,7 +217,7 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, String> 
     let after = match all(params, &["search-after"]).first() {
         None => None,
         Some(raw) => match decode_cursor(raw) {
-            Some((key, lmk)) => Some((key.to_owned(), lmk.to_owned())),
+            Some((key, lmk)) => Some((key.parse::<u64>().unwrap_or(0), lmk.to_owned())),
             None => {
                 return Err(format!(
                     "search-after {raw:?} is not a cursor this API returned"
@@ -228,6 +246,7 @@ fn parse(emu: &Emulator, params: &[(String, String)]) -> Result<Search, String> 
         address: all(params, &["address"])
             .first()
             .map(|a| values::address_key(a)),
+        today: emu.today(),
     };
     Ok(Search {
         filters,
@@ -256,15 +275,10 @@ fn search(
     };
     let data = emu.data.kind(kind);
     let order = &data.by_cursor;
-    let key = |i: usize| {
-        (
-            data.certs[i].cursor.as_str(),
-            data.certs[i].lmk_key.as_str(),
-        )
-    };
+    let key = |i: usize| (data.certs[i].cursor, data.certs[i].lmk_key.as_str());
     let mut start = order.partition_point(|&i| data.certs[i].lodgement_date < filters.from);
     if let Some((cursor, lmk)) = &after {
-        start = start.max(order.partition_point(|&i| key(i) <= (cursor.as_str(), lmk.as_str())));
+        start = start.max(order.partition_point(|&i| key(i) <= (*cursor, lmk.as_str())));
     }
     let mut rows = Vec::with_capacity(size.min(1024) + 1);
     for &i in &order[start..] {
@@ -284,10 +298,10 @@ fn search(
     }
     let more = rows.len() > size;
     rows.truncate(size);
-    let mut response = body(data, &rows, format);
+    let mut response = body(data, &rows, format, filters.today);
     if more {
         let last = &data.certs[*rows.last().expect("non-empty")];
-        if let Ok(v) = HeaderValue::from_str(&encode_cursor(&last.cursor, &last.lmk_key)) {
+        if let Ok(v) = HeaderValue::from_str(&encode_cursor(&format!("{:014}", last.cursor), &last.lmk_key)) {
             response.headers_mut().insert(NEXT_SEARCH_AFTER, v);
         }
     }
@@ -301,13 +315,76 @@ fn certificate(emu: &Emulator, kind: Kind, headers: &HeaderMap, lmk_key: &str) -
         return not_acceptable();
     };
     let data = emu.data.kind(kind);
+    let today = emu.today();
     match data.by_lmk.get(lmk_key) {
-        Some(&i) => body(data, &[i], format),
-        None => StatusCode::NOT_FOUND.into_response(),
+        Some(&i) if !data.certs[i].removed(today) => body(data, &[i], format, today),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
-fn body(data: &KindData, rows: &[usize], format: Format) -> Response {
+/// `GET /api/v1/{kind}/recommendations/{lmk-key}`: the certificate's
+/// recommendations as rows (every value a string); 200 with an empty body
+/// when it has none, 404 when the key is unknown.
+fn recommendations(emu: &Emulator, kind: Kind, headers: &HeaderMap, lmk_key: &str) -> Response {
+    let Some(format) = negotiate(headers) else {
+        return not_acceptable();
+    };
+    let data = emu.data.kind(kind);
+    let today = emu.today();
+    let (Some(recs), Some(&i)) = (&emu.recommendations, data.by_lmk.get(lmk_key)) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let cert = &data.certs[i];
+    if cert.removed(today) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let rows = recs::odc_rows(&cert.lmk_key, &recs.of(emu.seed, cert));
+    if rows.is_empty() {
+        return StatusCode::OK.into_response();
+    }
+    let columns = recs::odc_columns(kind);
+    let names: Vec<String> = columns.iter().map(|c| values::kebab(c)).collect();
+    match format {
+        Format::Json => {
+            let rows: Vec<Value> = rows
+                .into_iter()
+                .map(|row| {
+                    Value::Object(
+                        names
+                            .iter()
+                            .cloned()
+                            .zip(row.into_iter().map(Value::String))
+                            .collect(),
+                    )
+                })
+                .collect();
+            axum::Json(json!({"column-names": names, "rows": rows})).into_response()
+        }
+        Format::Csv => csv_response(&names, rows.iter().map(|r| r.iter().map(String::as_str))),
+    }
+}
+
+fn csv_response<'a, R, I>(names: &[String], rows: R) -> Response
+where
+    R: Iterator<Item = I>,
+    I: Iterator<Item = &'a str>,
+{
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut written = w.write_record(names);
+    for row in rows {
+        if written.is_ok() {
+            written = w.write_record(row);
+        }
+    }
+    match (written, w.into_inner()) {
+        (Ok(()), Ok(bytes)) => {
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response()
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot write CSV").into_response(),
+    }
+}
+
+fn body(data: &KindData, rows: &[usize], format: Format, today: Date) -> Response {
     let names: Vec<String> = data.columns.iter().map(|c| values::kebab(c)).collect();
     match format {
         Format::Json => {
@@ -319,7 +396,9 @@ fn body(data: &KindData, rows: &[usize], format: Format) -> Response {
                         .columns
                         .iter()
                         .zip(&names)
-                        .map(|(col, name)| (name.clone(), Value::String(c.value(col).to_owned())))
+                        .map(|(col, name)| {
+                            (name.clone(), Value::String(c.value_at(col, today).into_owned()))
+                        })
                         .collect();
                     Value::Object(row)
                 })
@@ -327,19 +406,14 @@ fn body(data: &KindData, rows: &[usize], format: Format) -> Response {
             axum::Json(json!({"column-names": names, "rows": rows})).into_response()
         }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let written = w.write_record(&names).and_then(|_| {
-                rows.iter().try_for_each(|&i| {
+            let values: Vec<Vec<std::borrow::Cow<'_, str>>> = rows
+                .iter()
+                .map(|&i| {
                     let c = &data.certs[i];
-                    w.write_record(data.columns.iter().map(|col| c.value(col)))
+                    data.columns.iter().map(|col| c.value_at(col, today)).collect()
                 })
-            });
-            match (written, w.into_inner()) {
-                (Ok(()), Ok(bytes)) => {
-                    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response()
-                }
-                _ => (StatusCode::INTERNAL_SERVER_ERROR, "cannot write CSV").into_response(),
-            }
+                .collect();
+            csv_response(&names, values.iter().map(|r| r.iter().map(|v| v.as_ref())))
         }
     }
 }

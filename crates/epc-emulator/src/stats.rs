@@ -26,7 +26,16 @@ use crate::data::Kind;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub total: u64,
+    /// Requests by route and status; a request whose connection a fault
+    /// reset before the response is counted under status 0.
     pub routes: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// Faults injected, by class (`429`, `reset`, `dup`, ... as in the
+    /// `--faults` spec); classes never injected are absent.
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
+    /// Requests refused by the rate limit (429 with `Retry-After`).
+    #[serde(default)]
+    pub rate_limited: u64,
 }
 
 impl Stats {
@@ -37,6 +46,11 @@ impl Stats {
             .and_then(|s| s.get(&status))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Faults of `class` injected.
+    pub fn faults_of(&self, class: &str) -> u64 {
+        self.faults.get(class).copied().unwrap_or(0)
     }
 
     /// Requests to `route`, any status.
@@ -89,6 +103,37 @@ impl Expected {
     }
 }
 
+/// What the made-up recommendations hold for the certificates of one kind
+/// lodged in one month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecommendationCounts {
+    /// Certificates with at least one recommendation.
+    pub certificates: u64,
+    /// Recommendations in all (ODC rows; GEPBD improvements or report items).
+    pub recommendations: u64,
+    /// Certificates without any.
+    pub without: u64,
+    /// Non-domestic and display certificates whose GEPBD recommendation
+    /// report is missing (404); ODC still serves their recommendations.
+    pub missing_reports: u64,
+}
+
+/// Per kind, per lodgement month (`YYYY-MM`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedRecommendations {
+    pub kinds: BTreeMap<Kind, BTreeMap<String, RecommendationCounts>>,
+}
+
+impl ExpectedRecommendations {
+    pub fn month(&self, kind: Kind, month: &str) -> RecommendationCounts {
+        self.kinds
+            .get(&kind)
+            .and_then(|m| m.get(month))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
 /// The live counters behind [`Stats`].
 #[derive(Debug, Default)]
 pub struct Recorder {
@@ -106,6 +151,15 @@ impl Recorder {
             .or_insert(0) += 1;
     }
 
+    pub fn fault(&self, class: &str) {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *s.faults.entry(class.to_owned()).or_insert(0) += 1;
+    }
+
+    pub fn rate_limited(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).rate_limited += 1;
+    }
+
     pub fn snapshot(&self) -> Stats {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -118,13 +172,25 @@ pub fn route_label(method: &str, path: &str) -> Option<String> {
     }
     let kinds = Kind::ALL.map(Kind::slug);
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let files = [
+        "domestic",
+        "non-domestic",
+        "display",
+        "non-domestic-recommendations",
+        "display-recommendations",
+    ];
     let known = match segments.as_slice() {
-        ["api", "certificate"] | ["api", "v1", "info"] => true,
+        ["api", "certificate"] | ["api", "deltas"] | ["api", "v1", "info"] | ["api", "v1", "files"] => true,
         ["api", kind, "search"] | ["api", "v1", kind, "search"] => kinds.contains(kind),
-        ["api", "v1", kind, "certificate", _] => {
+        ["api", "files", file, "csv" | "json"] | ["api", "files", file, "csv" | "json", "info"] => {
+            files.contains(file)
+        }
+        ["api", "v1", "files", _] => return Some(format!("{method} /api/v1/files/{{name}}")),
+        ["_files", ..] => return Some(format!("{method} /_files/{{name}}")),
+        ["api", "v1", kind, what @ ("certificate" | "recommendations"), _] => {
             return kinds
                 .contains(kind)
-                .then(|| format!("{method} /api/v1/{kind}/certificate/{{lmk-key}}"))
+                .then(|| format!("{method} /api/v1/{kind}/{what}/{{lmk-key}}"))
                 .or_else(|| Some(format!("{method} (unmatched)")));
         }
         _ => false,
@@ -141,7 +207,12 @@ pub async fn record(State(emu): State<Arc<Emulator>>, request: Request, next: Ne
     let label = route_label(request.method().as_str(), request.uri().path());
     let response = next.run(request).await;
     if let Some(label) = label {
-        emu.recorder.record(label, response.status().as_u16());
+        let status = if response.extensions().get::<crate::faults::Aborted>().is_some() {
+            0
+        } else {
+            response.status().as_u16()
+        };
+        emu.recorder.record(label, status);
     }
     response
 }

@@ -27,7 +27,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         odc_api_key: Some("demo-key".into()),
         today: Some(today),
         seed: 1,
-        latency: None,
+        ..Config::default()
     })?;
     let running = emulator.start(([127, 0, 0, 1], 0).into()).await?;
     eprintln!("demo: EPC API emulator with the sample data on {}", running.url());

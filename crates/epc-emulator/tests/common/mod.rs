@@ -50,7 +50,7 @@ pub fn config() -> Config {
         odc_api_key: Some(API_KEY.into()),
         today: Some(Date::new(2026, 1, 1).unwrap()),
         seed: 42,
-        latency: None,
+        ..Config::default()
     }
 }
 
