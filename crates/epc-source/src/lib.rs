@@ -180,6 +180,32 @@ fn check_request(r: &PageRequest) -> Result<(), SourceError> {
     Ok(())
 }
 
+/// How many times an answer that arrived but cannot be read (cut short,
+/// not JSON, not UTF-8: a proxy or server failing mid-body) is asked for
+/// again before the page fails. The HTTP client retries statuses and
+/// broken connections; this covers bodies that came whole but wrong.
+const UNREADABLE_ATTEMPTS: u32 = 4;
+
+/// Sends `request` and reads the answer with `read`, asking again when it
+/// cannot be read.
+pub(crate) async fn fetch_and_read<T, C: Transport>(
+    client: &Client<C>,
+    request: &http_client::Request,
+    mut read: impl FnMut(&http_client::Response) -> Result<T, SourceError>,
+) -> Result<T, SourceError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let response = client.send(request).await?;
+        match read(&response) {
+            Err(SourceError::Protocol(_)) if attempt < UNREADABLE_ATTEMPTS && response.status == 200 => {
+                client.transport().sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Percent-encodes a query value.
 pub(crate) fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
