@@ -204,6 +204,8 @@ pub struct Job {
     pub request_budget: String,
     /// Seconds after which no new work starts (0: none).
     pub budget_seconds: u32,
+    /// Months before the first that are checked again for late arrivals.
+    pub recheck_months: u32,
     pub secrets: Secrets,
     pub google: GoogleEnv,
 }
@@ -498,5 +500,7 @@ fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
         budget_seconds: job.budget_seconds,
         holder: holder("dame run"),
         stale_lease_holder: None,
+        recheck_months: job.recheck_months,
+        today: std::env::var("DAME_TODAY").ok().filter(|d| !d.trim().is_empty()),
     }
 }

@@ -28,7 +28,11 @@ struct Pipeline;
 
 impl PipelineGuest for Pipeline {
     fn run(options: Options) -> Result<Report, types::Error> {
-        run::run(&options, run::london_today())
+        let today = match &options.today {
+            Some(d) => d.parse().map_err(|_| types::Error::InvalidInput(format!("today '{d}' is not a date (YYYY-MM-DD)")))?,
+            None => run::london_today(),
+        };
+        run::run(&options, today)
     }
 }
 

@@ -97,6 +97,25 @@ pub fn load_log_table() -> TableSpec {
     }
 }
 
+/// Change events from GEPBD's feed: removals and UPRN changes, which the
+/// views apply over the raw tables.
+pub fn events_table() -> TableSpec {
+    TableSpec {
+        name: "certificate_events".into(),
+        columns: vec![
+            col("certificate_number", "STRING", true, "The certificate the event is about"),
+            col("event_type", "STRING", true, "removed or uprn-changed"),
+            col("uprn", "STRING", false, "The certificate's UPRN after an uprn-changed event"),
+            col("event_timestamp", "STRING", true, "When it happened, as the API gives it (RFC 3339)"),
+            col("landed_object", "STRING", true, "The landing-store object the event was loaded from"),
+            col("landed_at", "TIMESTAMP", true, "When the event was landed"),
+        ],
+        partition_by_month: None,
+        cluster_by: vec!["certificate_number"],
+        description: "dame-epc: change events (deltas) from the GEPBD register".into(),
+    }
+}
+
 /// Labels every job carries: `system=dame`, `stage`, `kind`, `month`.
 pub fn labels(stage: &str, kind: &str, month: Option<Month>) -> Vec<(String, String)> {
     let mut l = vec![("system".to_string(), "dame".to_string()), ("stage".into(), stage.into()), ("kind".into(), kind.into())];

@@ -228,6 +228,78 @@ pub(crate) async fn fetch_page<T: Transport>(
     }
 }
 
+/// The API's count for each day of the month up to `last_day`: one
+/// search per day, asking for a single row.
+pub(crate) async fn day_totals<T: Transport>(
+    client: &Client<T>,
+    token: &str,
+    request: &PageRequest,
+) -> Result<Vec<(Date, u64)>, SourceError> {
+    let reader = Reader { client, token, api: &request.api, kind: request.kind, page_size: 1, warnings: Vec::new() };
+    let last = request.month.last_day().min(request.last_day);
+    let mut day = request.month.first_day();
+    let mut out = Vec::new();
+    while day <= last {
+        let total = reader.search(day, None, 1).await?.map_or(0, |p| p.pagination.total_records);
+        out.push((day, total));
+        day = day.tomorrow().expect("dates stay in range");
+    }
+    Ok(out)
+}
+
+/// Certificates of `days` not in `exclude`, at most a part's worth: what
+/// arrived late for days already landed. The caller lands them, adds
+/// them to `exclude` and asks again until nothing is left.
+pub(crate) async fn fetch_days<T: Transport>(
+    client: &Client<T>,
+    token: &str,
+    request: &PageRequest,
+    days: &[Date],
+    exclude: &std::collections::BTreeSet<String>,
+) -> Result<Page, SourceError> {
+    let mut reader = Reader {
+        client,
+        token,
+        api: &request.api,
+        kind: request.kind,
+        page_size: request.page_size,
+        warnings: Vec::new(),
+    };
+    let mut certificates = Vec::new();
+    for &day in days {
+        if !request.month.contains(day) || day > request.last_day {
+            return Err(SourceError::InvalidInput(format!("day {day} is outside {} or not over yet", request.month)));
+        }
+        let rows = match reader.single_page(day).await? {
+            Ok(w) => w.rows,
+            Err(day_total) => {
+                let mut rows = BTreeMap::new();
+                let mut band_sum = 0;
+                for b in BANDS {
+                    let w = reader.whole_window(day, Some(b)).await?;
+                    band_sum += w.total;
+                    rows.extend(w.rows);
+                }
+                if band_sum < day_total {
+                    let w = reader.whole_window(day, None).await?;
+                    rows.extend(w.rows);
+                }
+                rows
+            }
+        };
+        let pending: Vec<&Summary> = rows.values().filter(|s| !exclude.contains(s.certificate_number.trim())).collect();
+        let room = MAX_RECORDS_PER_PART - certificates.len();
+        let chunk = &pending[..pending.len().min(room)];
+        if !chunk.is_empty() {
+            certificates.extend(reader.documents(chunk, day).await?);
+        }
+        if certificates.len() >= MAX_RECORDS_PER_PART {
+            break;
+        }
+    }
+    Ok(Page { certificates, next_cursor: None, reported: 0, warnings: reader.warnings })
+}
+
 pub(crate) async fn preflight<T: Transport>(
     client: &Client<T>,
     token: &str,

@@ -43,6 +43,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         // The local emulator has no rate limit to respect.
         request_budget: "100000/1s".into(),
         budget_seconds: 0,
+        recheck_months: 2,
         secrets: Secrets {
             token: Some("demo-token".into()),
             email: Some("demo@example.org".into()),

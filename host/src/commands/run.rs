@@ -38,6 +38,10 @@ pub struct Args {
     /// 6,000 per 5 minutes).
     #[arg(long, default_value = "5760/300s")]
     pub request_budget: String,
+    /// How many months before the first are checked again for late
+    /// arrivals (GEPBD).
+    #[arg(long, default_value_t = 2)]
+    pub recheck_months: u32,
     /// Stop starting new work after this many seconds; the rest is
     /// deferred to the next run (0: no limit).
     #[arg(long, default_value_t = 0)]
@@ -75,7 +79,7 @@ pub fn job(a: &Args, secrets: Secrets) -> Result<Job> {
     secrets.check(source)?;
     let google = GoogleEnv::from_env()?;
     http_client::RequestBudget::parse(&a.request_budget).map_err(|e| anyhow::anyhow!("--request-budget: {e}"))?;
-    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, request_budget: a.request_budget.clone(), budget_seconds: a.budget, secrets, google })
+    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, request_budget: a.request_budget.clone(), budget_seconds: a.budget, recheck_months: a.recheck_months, secrets, google })
 }
 
 pub async fn main(a: Args) -> Result<ExitCode> {
