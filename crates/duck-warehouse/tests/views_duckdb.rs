@@ -4,6 +4,8 @@
 //! certificate per property against an independent computation in Rust,
 //! and load coverage with its gaps.
 
+#![recursion_limit = "512"]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -300,7 +300,7 @@ pub fn build() -> Fixture {
         }
         // Every month from the first to the last, so an empty one is loaded
         // with no rows.
-        let (first, last) = (*months.keys().next().unwrap(), *months.keys().last().unwrap());
+        let (first, last) = (*months.keys().next().unwrap(), *months.keys().next_back().unwrap());
         let mut month = first;
         while month <= last {
             let source = source_of(month);
