@@ -169,7 +169,7 @@ parsed AS (
     lodgement_date_txt,
     lodgement_date_txt AS lodgement_date_val,
     lodgement_datetime_txt,
-    CASE WHEN REGEXP_CONTAINS(lodgement_datetime_txt, r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}') THEN SAFE_CAST(REPLACE(SUBSTR(lodgement_datetime_txt, 1, 19), 'T', ' ') AS DATETIME) END AS lodgement_datetime_val,
+    CASE WHEN REGEXP_CONTAINS(lodgement_datetime_txt, r'^[0-9]{4}-[0-9]{2}-[0-9]{2}($|[ T][0-9]{2}:[0-9]{2}:[0-9]{2})') THEN SAFE_CAST(REPLACE(SUBSTR(lodgement_datetime_txt, 1, 19), 'T', ' ') AS DATETIME) END AS lodgement_datetime_val,
     inspection_date_txt,
     CASE WHEN REGEXP_CONTAINS(inspection_date_txt, r'^[0-9]{4}-[0-9]{2}-[0-9]{2}') THEN SAFE_CAST(SUBSTR(inspection_date_txt, 1, 10) AS DATE) END AS inspection_date_val,
     transaction_type_txt,

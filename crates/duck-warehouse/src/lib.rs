@@ -234,10 +234,18 @@ impl DuckWarehouse {
     /// open, so the connection stays usable.
     fn run_script(&self, sql: &str) -> std::result::Result<usize, duckdb::Error> {
         let result = self.conn.execute(sql, []);
-        if result.is_err() && !self.conn.is_autocommit() {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        if result.is_err() {
+            self.abandon();
         }
         result
+    }
+
+    /// Rolls back a transaction a failed statement left open. DuckDB marks
+    /// it aborted (every later statement fails until ROLLBACK) without the
+    /// connection reporting it as open, so the ROLLBACK is always sent; with
+    /// no transaction open it fails harmlessly.
+    fn abandon(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
     }
 
     /// The landing object `key` as a file under the landing root, after
@@ -298,9 +306,7 @@ impl DuckWarehouse {
             .and_then(|rows| self.conn.execute_batch("COMMIT").map(|()| rows))
             .map(|rows| Job { id, rows: rows as u64 })
             .map_err(|e| {
-                if !self.conn.is_autocommit() {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                }
+                self.abandon();
                 Error::Storage(format!("loading {} object(s) into {target}: {e}; the table is unchanged", objects.len()))
             })
     }

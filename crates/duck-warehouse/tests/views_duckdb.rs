@@ -262,7 +262,10 @@ fn expected_latest(fixture: &Fixture) -> BTreeMap<String, (String, String, i64)>
             continue;
         };
         let lodged = in_window(r.get("LODGEMENT_DATE").parse().ok());
-        let datetime = clean(r.get("LODGEMENT_DATETIME")).map(|t| t.chars().take(19).collect::<String>().replace('T', " "));
+        let datetime = clean(r.get("LODGEMENT_DATETIME")).map(|t| {
+            let t = t.chars().take(19).collect::<String>().replace('T', " ");
+            if t.len() == 10 { format!("{t} 00:00:00") } else { t }
+        });
         let inspected = in_window(clean(r.get("INSPECTION_DATE")).and_then(|t| t.get(..10).and_then(|d| d.parse().ok())));
         cands.push(Cand { key, method, order: (lodged, datetime, inspected, r.id.clone()) });
     }

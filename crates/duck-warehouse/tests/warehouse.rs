@@ -94,9 +94,9 @@ fn loads_replace_the_table_in_one_transaction() {
     assert_eq!(got[2]["landed_object"], json!(k2));
 
     // Loading again replaces, it never appends.
-    assert_eq!(wh.load_objects(&staging.name, &[k2.clone()]).unwrap().rows, 1);
+    assert_eq!(wh.load_objects(&staging.name, std::slice::from_ref(&k2)).unwrap().rows, 1);
     assert_eq!(wh.load_objects(&staging.name, &[]).unwrap().rows, 0);
-    wh.load_objects(&staging.name, &[k1.clone()]).unwrap();
+    wh.load_objects(&staging.name, std::slice::from_ref(&k1)).unwrap();
 
     // A bad object fails the whole load and leaves the table as it was.
     let k3 = "raw/domestic/202101/part-00003.ndjson.gz".to_string();

@@ -44,8 +44,9 @@ enum Ty {
     Bool,
     /// `YYYY-MM-DD`, optionally followed by a time (ignored).
     Date,
-    /// `YYYY-MM-DD HH:MM:SS` (or with `T`); fractions are dropped. A
-    /// DATETIME: the registers give UK local times without a zone.
+    /// `YYYY-MM-DD HH:MM:SS` (or with `T`); fractions are dropped; a date
+    /// alone is midnight. A DATETIME: the registers give UK local times
+    /// without a zone.
     DateTime,
     /// An energy band: one of these letters (case-insensitive).
     Band(&'static [&'static str]),
@@ -251,7 +252,9 @@ const NUMBER: &str = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$";
 const INTEGER: &str = r"^-?[0-9]+(\.0+)?$";
 const UPRN: &str = r"^[0-9]{1,12}$";
 const DATE: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}";
-const DATETIME: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}";
+/// A date alone reads as midnight: some real rows' LODGEMENT_DATETIME holds
+/// only the date.
+const DATETIME: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}($|[ T][0-9]{2}:[0-9]{2}:[0-9]{2})";
 const EDGE_SPACE: &str = r"^\s+|\s+$";
 
 #[derive(Clone, Copy, PartialEq)]
@@ -306,12 +309,14 @@ impl Dialect {
         format!("{f}({expr} AS {t})")
     }
 
-    /// Today's date in UTC. (The DuckDB warehouse runs in UTC: its
-    /// bundled build has no time zones.)
+    /// Today's date in UTC. The DuckDB warehouse's bundled build has no
+    /// ICU, so `current_date` does not exist there; a TIMESTAMPTZ cast to
+    /// TIMESTAMP is UTC without ICU (and the session's zone where ICU is
+    /// loaded, e.g. in the duckdb CLI).
     fn today(self) -> &'static str {
         match self {
             Dialect::BigQuery => "CURRENT_DATE()",
-            Dialect::DuckDb => "current_date",
+            Dialect::DuckDb => "CAST(CAST(get_current_timestamp() AS TIMESTAMP) AS DATE)",
         }
     }
 
