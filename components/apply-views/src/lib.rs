@@ -17,37 +17,19 @@ wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     with: {
         "dame:epc/types@0.1.0": epc_bindings::types,
+        "dame:epc/warehouse@0.1.0": epc_bindings::warehouse,
         "wasi:config/store@0.2.0-draft-2024-09-27": epc_bindings::config_store,
     },
     generate_all,
 });
 
-use dame::epc::warehouse as wh;
+use epc_bindings::warehouse as wh;
 use epc_bindings::types;
-use epc_model::warehouse::{TableSpec, check_dataset, check_project, labels, load_log_table, raw_table};
+use epc_model::warehouse::{check_dataset, check_project, events_table, labels, load_log_table, raw_table};
 use epc_model::{Dataset, Kind};
 use exports::dame::epc::views::{Guest, ViewOutcome};
 
 struct ApplyViews;
-
-fn to_wit(spec: &TableSpec) -> wh::TableSpec {
-    wh::TableSpec {
-        name: spec.name.clone(),
-        columns: spec
-            .columns
-            .iter()
-            .map(|c| wh::Column {
-                name: c.name.into(),
-                data_type: c.data_type.into(),
-                required: c.required,
-                description: c.description.into(),
-            })
-            .collect(),
-        partition_by_month: spec.partition_by_month.map(Into::into),
-        cluster_by: spec.cluster_by.iter().map(|c| c.to_string()).collect(),
-        description: spec.description.clone(),
-    }
-}
 
 impl Guest for ApplyViews {
     fn apply_views() -> Result<Vec<ViewOutcome>, types::Error> {
@@ -72,9 +54,9 @@ impl Guest for ApplyViews {
             (None, views::Dialect::DuckDb) => {}
         }
 
-        let tables = Kind::ALL.iter().map(|&k| raw_table(Dataset::certificates(k))).chain([load_log_table()]);
+        let tables = Kind::ALL.iter().map(|&k| raw_table(Dataset::certificates(k))).chain([load_log_table(), events_table()]);
         for spec in tables {
-            wh::ensure_table(&to_wit(&spec))?;
+            wh::ensure_table(&epc_bindings::table_spec(&spec))?;
         }
 
         let labels = labels("ingest", "views", None);
@@ -84,7 +66,7 @@ impl Guest for ApplyViews {
                 let result = file
                     .render(project.as_deref(), &dataset)
                     .map_err(|e| e.0)
-                    .and_then(|sql| wh::execute(&sql, &labels).map_err(|e| e.to_string()));
+                    .and_then(|sql| wh::execute(&sql, &labels).map_err(|e| epc_bindings::Message::message(&e)));
                 match result {
                     Ok(job) => ViewOutcome {
                         file: file.path.into(),

@@ -38,7 +38,7 @@ impl PipelineGuest for Pipeline {
 
 impl Guest for Pipeline {
     fn handle_cron_event(metadata: Metadata) -> Result<(), CronError> {
-        cron::handle(metadata.timestamp).map_err(|e| CronError::Other(e.to_string()))
+        cron::handle(metadata.timestamp).map_err(|e| CronError::Other(epc_bindings::Message::message(&e)))
     }
 }
 

@@ -1,6 +1,7 @@
 use crate::dame::epc::{fetch_page, landing, load, recs, views};
 use crate::exports::dame::epc::pipeline::{MonthReport, Options, Outcome, Report};
 use crate::log;
+use epc_bindings::Message;
 use epc_bindings::types::{self, Counters, Error};
 use epc_model::{Dataset, Month, MonthRange, Source};
 use serde_json::json;
@@ -68,7 +69,7 @@ impl Guard {
 
     fn release(self) {
         if let Err(e) = landing::release_lease(&self.lease) {
-            log::warn("lease", json!({"step": "lease", "message": format!("could not release the lease: {e}")}));
+            log::warn("lease", json!({"step": "lease", "message": format!("could not release the lease: {}", e.message())}));
         }
     }
 }
@@ -94,11 +95,11 @@ pub fn run(options: &Options, today: jiff::civil::Date) -> Result<Report, Error>
     );
     if options.certificates {
         fetch_page::preflight(&options.api, options.kinds[0], &last_day).inspect_err(|e| {
-            log::error("preflight", json!({"step": "preflight", "reason": e.to_string()}));
+            log::error("preflight", json!({"step": "preflight", "reason": e.message()}));
         })?;
     }
     let mut guard = Guard::acquire(&options.holder, options.stale_lease_holder.as_deref(), options.budget_seconds).inspect_err(|e| {
-        log::error("lease", json!({"step": "lease", "reason": e.to_string()}));
+        log::error("lease", json!({"step": "lease", "reason": e.message()}));
     })?;
     let started = Instant::now();
     let outcome = run_months(options, &months, &last_day, &mut guard).and_then(|mut report| {
@@ -111,7 +112,7 @@ pub fn run(options: &Options, today: jiff::civil::Date) -> Result<Report, Error>
                 // Views failing leave the data loaded: report, do not fail the run.
                 Ok(()) => {
                     if let Err(e) = apply_views() {
-                        log::error("views", json!({"step": "views", "reason": e.to_string()}));
+                        log::error("views", json!({"step": "views", "reason": e.message()}));
                     }
                 }
                 Err(Stop::Budget) => log::info("views", json!({"step": "views", "outcome": "deferred"})),
@@ -322,7 +323,7 @@ fn events(options: &Options, start: Month, last_day: &str, guard: &mut Guard) ->
         let events = match fetch_page::deltas(&options.api, &s, &e) {
             Ok(v) => v,
             Err(err) if !fatal(&err) => {
-                log::error("events", json!({"step": "events", "reason": format!("change events {s} to {e}: {err}")}));
+                log::error("events", json!({"step": "events", "reason": format!("change events {s} to {e}: {}", err.message())}));
                 return Ok(());
             }
             Err(err) => return Err(err),
@@ -334,7 +335,7 @@ fn events(options: &Options, start: Month, last_day: &str, guard: &mut Guard) ->
     if options.load {
         match load::load_events() {
             Ok(l) => loaded = Some(l.rows),
-            Err(e) => log::error("events", json!({"step": "events-load", "reason": e.to_string()})),
+            Err(e) => log::error("events", json!({"step": "events-load", "reason": e.message()})),
         }
     }
     log::info("events", json!({"step": "events", "from": from.to_string(), "through": last_day, "events": total,
@@ -360,7 +361,8 @@ fn with_retries(
                     "retry",
                     merge(fields(ds, month), json!({"step": step, "attempt": n, "message": m.message.clone().unwrap_or_default()})),
                 );
-                wstd::runtime::block_on(wstd::task::sleep(wait.into()));
+                // The timer must be made inside the runtime that polls it.
+                wstd::runtime::block_on(async { wstd::task::sleep(wait.into()).await });
                 wait *= 2;
             }
             _ => return Ok(r),
@@ -520,7 +522,7 @@ fn fetch_month(
             Ok(Some(report))
         }
         Err(e) => {
-            let reason = e.to_string();
+            let reason = e.message();
             log::error(
                 "month",
                 merge(fields(ds, month), json!({"step": "fetch", "outcome": "failed", "reason": reason,
@@ -528,7 +530,7 @@ fn fetch_month(
                     "retries": report.retries, "seconds": report.millis as f64 / 1000.0})),
             );
             if let Err(record) = landing::fail_month(wds, wmonth, &reason) {
-                log::error("fail-month", merge(fields(ds, month), json!({"step": "fail-month", "reason": record.to_string()})));
+                log::error("fail-month", merge(fields(ds, month), json!({"step": "fail-month", "reason": record.message()})));
             }
             if fatal(&e) {
                 return Err(e);
@@ -579,7 +581,7 @@ fn step_report(
     let (outcome, rows, stats, message) = match result {
         Ok((rows, stats)) => (if step == "load" { Outcome::Loaded } else { Outcome::Landed }, rows, stats, None),
         Err(e) if fatal(&e) => return Err(e),
-        Err(e) => (Outcome::Failed, 0, Counters { requests: 0, retries: 0, bytes: 0 }, Some(e.to_string())),
+        Err(e) => (Outcome::Failed, 0, Counters { requests: 0, retries: 0, bytes: 0 }, Some(e.message())),
     };
     let level = if message.is_some() { "ERROR" } else { "INFO" };
     log::emit(

@@ -175,10 +175,10 @@ impl DuckWarehouse {
         check_table(&spec.name).map_err(|e| Error::InvalidInput(e.0))?;
         let mut wanted = Vec::with_capacity(spec.columns.len());
         for c in &spec.columns {
-            check_table(c.name).map_err(|_| {
+            check_table(&c.name).map_err(|_| {
                 Error::InvalidInput(format!("table {}: column name '{}' is not valid: letters, digits and underscores only", spec.name, c.name))
             })?;
-            let ty = duck_type(c.data_type).ok_or_else(|| {
+            let ty = duck_type(&c.data_type).ok_or_else(|| {
                 Error::InvalidInput(format!(
                     "table {}: column {} has type '{}', which this warehouse does not know (STRING, JSON, INT64, FLOAT64, TIMESTAMP, DATE, BOOL)",
                     spec.name, c.name, c.data_type
@@ -224,7 +224,7 @@ impl DuckWarehouse {
             sql += &format!("COMMENT ON TABLE {table} IS {};\n", literal(&spec.description));
         }
         for c in spec.columns.iter().filter(|c| !c.description.is_empty()) {
-            sql += &format!("COMMENT ON COLUMN {table}.{} IS {};\n", ident(c.name), literal(c.description));
+            sql += &format!("COMMENT ON COLUMN {table}.{} IS {};\n", ident(&c.name), literal(&c.description));
         }
         sql += "COMMIT;";
         self.run_script(&sql).map(|_| ()).map_err(|e| Error::Storage(format!("creating table {table}: {e}")))

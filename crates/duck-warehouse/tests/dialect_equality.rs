@@ -69,7 +69,7 @@ impl Bq {
             "schema": {"fields": fields},
             "description": spec.description,
         });
-        if let Some(field) = spec.partition_by_month {
+        if let Some(field) = &spec.partition_by_month {
             table["timePartitioning"] = json!({"type": "MONTH", "field": field});
         }
         if !spec.cluster_by.is_empty() {
@@ -144,6 +144,7 @@ fn load_bigquery(bq: &Bq, services: &Services, fixture: &Fixture) {
         bq.create_table(&raw_table(Dataset::certificates(kind)));
     }
     bq.create_table(&load_log_table());
+    bq.create_table(&epc_model::warehouse::events_table());
     let cols = common::landed_columns();
     let table = |t: &str| format!("`{PROJECT}.{DATASET}.{t}`");
     for load in &fixture.loads {

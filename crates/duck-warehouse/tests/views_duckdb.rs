@@ -345,3 +345,24 @@ fn coverage(wh: &DuckWarehouse, fixture: &Fixture) {
     }
     assert_eq!(count("ok") + count("empty") + 2, rows.len(), "no month is not_logged or raw_differs: {rows:#?}");
 }
+
+#[test]
+fn change_events_remove_certificates_and_move_uprns() {
+    let Loaded { wh, .. } = loaded();
+    let before = common::duck_rows(&wh, "enr_domestic_certificates_v", "certificate_number");
+    let gepbd: Vec<&Obj> = before.iter().filter(|r| r["source"] == "gepbd").collect();
+    let (gone, moved) = (gepbd[0]["certificate_number"].as_str().unwrap(), gepbd[1]["certificate_number"].as_str().unwrap());
+    let events = wh.table_ref("certificate_events");
+    wh.execute(&format!(
+        "INSERT INTO {events} VALUES
+           ('{gone}', 'removed', NULL, '2026-11-15T10:00:00Z', 'raw/_events/a.ndjson.gz', TIMESTAMPTZ '2026-11-16 00:00:00+00'),
+           ('{moved}', 'uprn-changed', '111', '2026-11-10T10:00:00Z', 'raw/_events/a.ndjson.gz', TIMESTAMPTZ '2026-11-16 00:00:00+00'),
+           ('{moved}', 'uprn-changed', '999000111', '2026-11-12T10:00:00Z', 'raw/_events/a.ndjson.gz', TIMESTAMPTZ '2026-11-16 00:00:00+00')"
+    ))
+    .unwrap();
+    let after = common::duck_rows(&wh, "enr_domestic_certificates_v", "certificate_number");
+    let ids = by_id(&after);
+    assert_eq!(after.len(), before.len() - 1, "the removed certificate is gone");
+    assert!(!ids.contains_key(gone));
+    assert_eq!(ids[moved]["uprn"], serde_json::json!(999000111), "the latest UPRN change wins");
+}

@@ -62,7 +62,7 @@ fn tables_follow_their_specs() {
     bad.name = "x; DROP TABLE y".into();
     assert!(matches!(wh.ensure_table(&bad), Err(Error::InvalidInput(_))));
     let mut bad = raw.clone();
-    bad.columns[0].data_type = "GEOGRAPHY";
+    bad.columns[0].data_type = "GEOGRAPHY".into();
     bad.name = "geo".into();
     assert!(matches!(wh.ensure_table(&bad), Err(Error::InvalidInput(m)) if m.contains("GEOGRAPHY")));
 

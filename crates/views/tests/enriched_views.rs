@@ -447,14 +447,25 @@ fn render(d: Dialect, kind: &str, view: &str, all: &[Col]) -> String {
         }
     )
     .unwrap();
-    // 1. The latest load of each certificate.
-    s.push_str("WITH latest AS (\n  SELECT\n");
-    s.push_str("    source, certificate_number, lmk_key, lodgement_date, uprn, postcode, record, load_id, ingested_at\n");
-    writeln!(s, "  FROM {raw}").unwrap();
-    s.push_str("  WHERE TRUE\n  QUALIFY ROW_NUMBER() OVER (\n");
-    s.push_str("    PARTITION BY source, COALESCE(certificate_number, lmk_key)\n");
-    s.push_str("    ORDER BY ingested_at DESC, landed_at DESC, landed_object DESC, load_id DESC\n  ) = 1\n),\n");
-    // 2. Each column's text.
+    // 1. The change feed: certificates removed from the register, and each
+    // certificate's latest UPRN change (GEPBD's deltas).
+    let events = d.table("certificate_events");
+    s.push_str("WITH removed AS (\n");
+    writeln!(s, "  SELECT DISTINCT certificate_number FROM {events} WHERE event_type = 'removed'").unwrap();
+    s.push_str("),\nuprn_now AS (\n  SELECT certificate_number, uprn\n");
+    writeln!(s, "  FROM {events}").unwrap();
+    s.push_str("  WHERE event_type = 'uprn-changed'\n  QUALIFY ROW_NUMBER() OVER (\n");
+    s.push_str("    PARTITION BY certificate_number ORDER BY event_timestamp DESC, landed_at DESC\n  ) = 1\n),\n");
+    // 2. The latest load of each certificate still on the register.
+    s.push_str("latest AS (\n  SELECT\n");
+    s.push_str("    r.source, r.certificate_number, r.lmk_key, r.lodgement_date, COALESCE(u.uprn, r.uprn) AS uprn, r.postcode, r.record, r.load_id, r.ingested_at\n");
+    writeln!(s, "  FROM {raw} AS r").unwrap();
+    s.push_str("  LEFT JOIN uprn_now AS u ON u.certificate_number = r.certificate_number\n");
+    s.push_str("  WHERE r.certificate_number IS NULL OR r.certificate_number NOT IN (SELECT certificate_number FROM removed)\n");
+    s.push_str("  QUALIFY ROW_NUMBER() OVER (\n");
+    s.push_str("    PARTITION BY r.source, COALESCE(r.certificate_number, r.lmk_key)\n");
+    s.push_str("    ORDER BY r.ingested_at DESC, r.landed_at DESC, r.landed_object DESC, r.load_id DESC\n  ) = 1\n),\n");
+    // 3. Each column's text.
     let carried = "source, certificate_number, lmk_key, load_id, ingested_at";
     let cols: Vec<&Col> = cols.iter().filter(|c| !matches!(c.ty, Ty::Key)).collect();
     s.push_str("extracted AS (\n  SELECT\n");
@@ -469,7 +480,7 @@ fn render(d: Dialect, kind: &str, view: &str, all: &[Col]) -> String {
     }
     s.push_str(&lines.join(",\n"));
     s.push_str("\n  FROM latest\n),\n");
-    // 3. Placeholders to NULL.
+    // 4. Placeholders to NULL.
     s.push_str("cleaned AS (\n  SELECT\n");
     writeln!(s, "    {carried},").unwrap();
     let lines: Vec<String> = cols
@@ -485,7 +496,7 @@ fn render(d: Dialect, kind: &str, view: &str, all: &[Col]) -> String {
         .collect();
     s.push_str(&lines.join(",\n"));
     s.push_str("\n  FROM extracted\n),\n");
-    // 4. Typed values.
+    // 5. Typed values.
     s.push_str("parsed AS (\n  SELECT\n");
     writeln!(s, "    {carried},").unwrap();
     let lines: Vec<String> = cols
@@ -494,7 +505,7 @@ fn render(d: Dialect, kind: &str, view: &str, all: &[Col]) -> String {
         .collect();
     s.push_str(&lines.join(",\n"));
     s.push_str("\n  FROM cleaned\n)\n");
-    // 5. Rules, flags, the published columns.
+    // 6. Rules, flags, the published columns.
     s.push_str("SELECT\n");
     for col in all {
         match col.ty {

@@ -38,7 +38,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         kinds: Kind::ALL.to_vec(),
         range,
         landing: LandingTarget::parse(&a.landing)?,
-        warehouse: None,
+        warehouse: super::run::warehouse_target(None, "europe-west2", &LandingTarget::parse(&a.landing)?)?,
         page_size: 5000,
         // The local emulator has no rate limit to respect.
         request_budget: "100000/1s".into(),

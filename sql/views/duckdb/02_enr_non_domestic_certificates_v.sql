@@ -3,14 +3,26 @@
 -- and run `DAME_BLESS_VIEWS=1 cargo test -p views --test enriched_views`.
 -- Rules and columns: docs/views.md.
 CREATE OR REPLACE VIEW "{{DATASET}}"."enr_non_domestic_certificates_v" AS
-WITH latest AS (
-  SELECT
-    source, certificate_number, lmk_key, lodgement_date, uprn, postcode, record, load_id, ingested_at
-  FROM "{{DATASET}}"."non_domestic_raw_json"
-  WHERE TRUE
+WITH removed AS (
+  SELECT DISTINCT certificate_number FROM "{{DATASET}}"."certificate_events" WHERE event_type = 'removed'
+),
+uprn_now AS (
+  SELECT certificate_number, uprn
+  FROM "{{DATASET}}"."certificate_events"
+  WHERE event_type = 'uprn-changed'
   QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY source, COALESCE(certificate_number, lmk_key)
-    ORDER BY ingested_at DESC, landed_at DESC, landed_object DESC, load_id DESC
+    PARTITION BY certificate_number ORDER BY event_timestamp DESC, landed_at DESC
+  ) = 1
+),
+latest AS (
+  SELECT
+    r.source, r.certificate_number, r.lmk_key, r.lodgement_date, COALESCE(u.uprn, r.uprn) AS uprn, r.postcode, r.record, r.load_id, r.ingested_at
+  FROM "{{DATASET}}"."non_domestic_raw_json" AS r
+  LEFT JOIN uprn_now AS u ON u.certificate_number = r.certificate_number
+  WHERE r.certificate_number IS NULL OR r.certificate_number NOT IN (SELECT certificate_number FROM removed)
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY r.source, COALESCE(r.certificate_number, r.lmk_key)
+    ORDER BY r.ingested_at DESC, r.landed_at DESC, r.landed_object DESC, r.load_id DESC
   ) = 1
 ),
 extracted AS (

@@ -416,7 +416,7 @@ pub fn write_landing(root: &Path, fixture: &Fixture) {
 
 /// The columns of a raw table, in order, for INSERT … SELECT.
 pub fn landed_columns() -> String {
-    LANDED_COLUMNS.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+    LANDED_COLUMNS.iter().map(|c| c.name.as_ref()).collect::<Vec<_>>().join(", ")
 }
 
 /// Loads the fixture into a DuckDB warehouse as the load step does:
@@ -427,6 +427,7 @@ pub fn load_duckdb(wh: &DuckWarehouse, fixture: &Fixture) {
         wh.ensure_table(&raw_table(Dataset::certificates(kind))).unwrap();
     }
     wh.ensure_table(&load_log_table()).unwrap();
+    wh.ensure_table(&epc_model::warehouse::events_table()).unwrap();
     let cols = landed_columns();
     for load in &fixture.loads {
         let dataset = Dataset::certificates(load.kind);
