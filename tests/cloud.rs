@@ -125,7 +125,13 @@ fn lands_and_loads_twice(source: &str, dataset: &str) {
         assert_eq!(l["stage"], "ingest");
         // The change-event (deltas) load is labelled `events`.
         assert!(["domestic", "display", "events"].contains(&l["kind"].as_str().unwrap()), "{l}");
-        assert!(l["month"].as_str().unwrap().starts_with("2021"), "{l}");
+        let month = l["month"].as_str().unwrap();
+        if l["kind"] == "events" {
+            // The feed is read up to yesterday: its month is today's.
+            assert!(month.len() == 6 && month.bytes().all(|b| b.is_ascii_digit()), "{l}");
+        } else {
+            assert!(month.starts_with("2021"), "{l}");
+        }
     }
 }
 

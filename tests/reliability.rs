@@ -25,7 +25,11 @@ fn cloud_run(emu: &Emu, s: &Services, name: &str) -> Command {
 
 fn cloud_run_from(emu: &Emu, s: &Services, source: &str, name: &str) -> Command {
     let mut c = dame_run(emu, source, "domestic,display", "2021-01", "2021-04", format!("gs://{BUCKET}/{name}"));
-    c.args(["--warehouse", &format!("bigquery:{PROJECT}.{name}"), "--page-size", "50"]);
+    // ODC pages of 10 so its runs make enough requests (~90) for the
+    // chaos profile's fault classes to fire, as GEPBD's one request per
+    // certificate does anyway.
+    let page_size = if source == "odc" { "10" } else { "50" };
+    c.args(["--warehouse", &format!("bigquery:{PROJECT}.{name}"), "--page-size", page_size]);
     c.env("STORAGE_EMULATOR_HOST", &s.gcs_url).env("BIGQUERY_EMULATOR_HOST", &s.bq_url);
     c
 }

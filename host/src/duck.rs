@@ -7,7 +7,7 @@ use crate::warehouse::{Backend, Dialect, Job, TableSpec};
 use anyhow::{Result, bail};
 use duck_warehouse::DuckWarehouse;
 use epc_model::warehouse::{Column, TableSpec as Spec};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The DuckDB schema that plays BigQuery's dataset: DuckDB's default
@@ -17,7 +17,15 @@ use std::sync::{Arc, Mutex};
 /// every `epc.x` ambiguous to DuckDB's binder).
 pub const SCHEMA: &str = "main";
 
-struct Duck(Mutex<DuckWarehouse>);
+/// Opened at the first warehouse call, not when the run starts: DuckDB
+/// locks its file for the life of the connection, and a second run must
+/// meet the landing lease (and stop with that clear message) before it
+/// ever reaches the file.
+struct Duck {
+    path: PathBuf,
+    folder: PathBuf,
+    conn: Mutex<Option<DuckWarehouse>>,
+}
 
 fn spec(t: &TableSpec) -> Spec {
     Spec {
@@ -44,8 +52,11 @@ fn job(j: duck_warehouse::Job) -> Job {
 
 impl Duck {
     fn with<T>(&self, f: impl FnOnce(&DuckWarehouse) -> duck_warehouse::Result<T>) -> Result<T, String> {
-        let w = self.0.lock().map_err(|_| "the DuckDB connection was poisoned by an earlier panic".to_string())?;
-        f(&w).map_err(|e| e.to_string())
+        let mut conn = self.conn.lock().map_err(|_| "the DuckDB connection was poisoned by an earlier panic".to_string())?;
+        if conn.is_none() {
+            *conn = Some(DuckWarehouse::open(&self.path, SCHEMA, &self.folder).map_err(|e| e.to_string())?);
+        }
+        f(conn.as_ref().expect("opened above")).map_err(|e| e.to_string())
     }
 }
 
@@ -85,6 +96,5 @@ pub fn open(path: &Path, landing: &LandingTarget) -> Result<Arc<dyn Backend>> {
     let LandingTarget::Folder(folder) = landing else {
         bail!("the DuckDB warehouse loads from a landing folder; with --landing gs://…, use --warehouse bigquery:PROJECT.DATASET");
     };
-    let w = DuckWarehouse::open(path, SCHEMA, folder).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Arc::new(Duck(Mutex::new(w))))
+    Ok(Arc::new(Duck { path: path.to_path_buf(), folder: folder.clone(), conn: Mutex::new(None) }))
 }
