@@ -206,6 +206,10 @@ pub struct Job {
     pub budget_seconds: u32,
     /// Months before the first that are checked again for late arrivals.
     pub recheck_months: u32,
+    /// Fetch certificates (false for `--recs-only`).
+    pub certificates: bool,
+    /// Fetch the recommendations of landed certificates.
+    pub recommendations: bool,
     pub secrets: Secrets,
     pub google: GoogleEnv,
 }
@@ -541,8 +545,8 @@ fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
         start: month(job.range.start),
         end: month(job.range.end),
         page_size: job.page_size,
-        certificates: true,
-        recommendations: false,
+        certificates: job.certificates,
+        recommendations: job.recommendations,
         load: job.warehouse.is_some(),
         views: job.warehouse.is_some(),
         budget_seconds: job.budget_seconds,

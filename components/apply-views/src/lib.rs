@@ -54,7 +54,10 @@ impl Guest for ApplyViews {
             (None, views::Dialect::DuckDb) => {}
         }
 
-        let tables = Kind::ALL.iter().map(|&k| raw_table(Dataset::certificates(k))).chain([load_log_table(), events_table()]);
+        let tables = Kind::ALL
+            .iter()
+            .flat_map(|&k| [raw_table(Dataset::certificates(k)), raw_table(Dataset::recommendations(k))])
+            .chain([load_log_table(), events_table()]);
         for spec in tables {
             wh::ensure_table(&epc_bindings::table_spec(&spec))?;
         }

@@ -8,6 +8,10 @@
 //! rerun therefore leaves exactly one copy of each row, and a failure at
 //! any point leaves the raw table as it was.
 //!
+//! Recommendations load the same way into their own raw table (one row per
+//! certificate, its recommendations in `record`; see
+//! [`epc_model::warehouse::raw_table`]).
+//!
 //! The warehouse is whatever the host wires to `dame:epc/warehouse`:
 //! BigQuery (the `bigquery` component) or the dame host's DuckDB. Only the
 //! table names differ between them; the SQL below runs on both.
@@ -26,7 +30,7 @@ wit_bindgen::generate!({
 use epc_bindings::warehouse as wh;
 use epc_bindings::{landing_error, landing_store, types};
 use epc_model::warehouse::{TableSpec, labels, load_log_table, raw_table, staging_table};
-use epc_model::{Content, Dataset, Layout, Month, MonthStatus};
+use epc_model::{Dataset, Layout, Month, MonthStatus};
 use exports::dame::epc::load::{Guest, Loaded};
 use landing::Landing;
 
@@ -63,9 +67,6 @@ fn replace_script(ds: Dataset, month: Month, raw: &str, staging: &str, log: &str
 }
 
 fn load(ds: Dataset, month: Month) -> Result<Loaded, types::Error> {
-    if ds.content != Content::Certificates {
-        return Err(types::Error::NotAvailable(format!("loading {ds} is not available in this build")));
-    }
     let landing = Landing::new(landing_store()?);
     let state = wstd::runtime::block_on(landing.read_month(ds, month)).map_err(landing_error)?;
     let raw = raw_table(ds);

@@ -140,16 +140,19 @@ fn run_months(options: &Options, months: &[Month], last_day: &str, guard: &mut G
         for &month in months {
             let certificates = Dataset::certificates(kind.into());
             let mut steps: Vec<(Dataset, &str)> = Vec::new();
+            // Certificates are loaded before recommendations are fetched,
+            // so recommendations that fail never hold the certificates back.
             if options.certificates {
                 steps.push((certificates, "fetch"));
             }
-            if options.recommendations {
-                steps.push((Dataset::recommendations(kind.into()), "recs"));
-            }
             if options.load {
                 steps.push((certificates, "load"));
-                if options.recommendations {
-                    steps.push((Dataset::recommendations(kind.into()), "load"));
+            }
+            if options.recommendations {
+                let recs = Dataset::recommendations(kind.into());
+                steps.push((recs, "recs"));
+                if options.load {
+                    steps.push((recs, "load"));
                 }
             }
             for (ds, step) in steps {
@@ -542,10 +545,20 @@ fn fetch_month(
     }
 }
 
+/// Fetches and lands the recommendations of a month's landed certificates
+/// that have none landed yet; a month with nothing new is `skipped`.
 fn recs_month(options: &Options, ds: Dataset, month: Month) -> Result<Option<MonthReport>, Error> {
     let started = Instant::now();
     let r = recs::fetch_recs(&options.api, ds.kind.into(), month.into());
-    step_report(ds, month, started, r.map(|o| (o.recommendations, o.stats)), "recs").map(Some)
+    let mut nothing_new = false;
+    if let Ok(o) = &r {
+        for w in &o.warnings {
+            log::warn("warning", merge(fields(ds, month), json!({"step": "recs", "message": w})));
+        }
+        nothing_new = o.certificates == 0;
+    }
+    let step = if nothing_new { "recs-skipped" } else { "recs" };
+    step_report(ds, month, started, r.map(|o| (o.recommendations, o.stats)), step).map(Some)
 }
 
 /// Loads a month landed since its last load. A loaded month is current, and
@@ -579,11 +592,19 @@ fn step_report(
 ) -> Result<MonthReport, Error> {
     let millis = started.elapsed().as_millis() as u64;
     let (outcome, rows, stats, message) = match result {
-        Ok((rows, stats)) => (if step == "load" { Outcome::Loaded } else { Outcome::Landed }, rows, stats, None),
+        Ok((rows, stats)) => {
+            let outcome = match step {
+                "load" => Outcome::Loaded,
+                "recs-skipped" => Outcome::Skipped,
+                _ => Outcome::Landed,
+            };
+            (outcome, rows, stats, None)
+        }
         Err(e) if fatal(&e) => return Err(e),
         Err(e) => (Outcome::Failed, 0, Counters { requests: 0, retries: 0, bytes: 0 }, Some(e.message())),
     };
     let level = if message.is_some() { "ERROR" } else { "INFO" };
+    let step = step.trim_end_matches("-skipped");
     log::emit(
         level,
         "month",

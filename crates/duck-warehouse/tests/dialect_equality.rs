@@ -142,6 +142,7 @@ fn load_bigquery(bq: &Bq, services: &Services, fixture: &Fixture) {
     bq.send("POST", "/datasets", Some(json!({"datasetReference": {"projectId": PROJECT, "datasetId": DATASET}, "location": "EU"})));
     for kind in Kind::ALL {
         bq.create_table(&raw_table(Dataset::certificates(kind)));
+        bq.create_table(&raw_table(Dataset::recommendations(kind)));
     }
     bq.create_table(&load_log_table());
     bq.create_table(&epc_model::warehouse::events_table());

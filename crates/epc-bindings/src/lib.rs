@@ -219,3 +219,84 @@ pub fn landing_error(e: landing::LandingError) -> types::Error {
         LandingError::Store(s) => types::Error::Storage(s.to_string()),
     }
 }
+
+/// Reaching an EPC API from a component: the credentials from
+/// configuration and one rate-budgeted client per instance. Shared by the
+/// components that make API requests (fetch-page, recs).
+#[cfg(target_arch = "wasm32")]
+pub mod api {
+    use super::{config, types};
+    use epc_source::{Credentials, SourceError};
+    use http_client::Client;
+    use http_client::wasi::WasiTransport;
+    use std::rc::Rc;
+
+    /// A source error as the WIT error a step returns.
+    pub fn error(e: SourceError) -> types::Error {
+        match e {
+            SourceError::InvalidInput(m) => types::Error::InvalidInput(m),
+            SourceError::Unauthorized(m) => types::Error::Unauthorized(m),
+            SourceError::Unavailable(m) => types::Error::Unavailable(m),
+            SourceError::Protocol(m) => types::Error::Protocol(m),
+        }
+    }
+
+    pub fn api(a: types::Api) -> Result<epc_source::Api, types::Error> {
+        epc_source::Api::new(a.source.into(), &a.base_url).map_err(error)
+    }
+
+    thread_local! {
+        /// Secrets read from Secret Manager, kept for the instance's life: one
+        /// read per run, not one per page.
+        static SECRETS: std::cell::RefCell<std::collections::BTreeMap<String, String>> = Default::default();
+        /// One client for the instance's life, so its request budget spans
+        /// every request of the run (and connections' state lives as long).
+        static CLIENT: std::cell::OnceCell<Rc<Client<WasiTransport>>> = const { std::cell::OnceCell::new() };
+    }
+
+    /// A credential: from Secret Manager when `{key}_secret` names a secret
+    /// version (production), else the value of `{key}` (development).
+    fn credential(key: &str) -> Result<Option<String>, types::Error> {
+        let Some(name) = config(&format!("{key}_secret"))? else {
+            return config(key);
+        };
+        if let Some(v) = SECRETS.with(|s| s.borrow().get(&name).cloned()) {
+            return Ok(Some(v));
+        }
+        let auth = google_auth::Auth::from_settings(
+            config(google_auth::CONFIG_ACCESS_TOKEN)?,
+            config(google_auth::CONFIG_CREDENTIALS_JSON)?,
+        )
+        .map_err(|e| types::Error::Unauthorized(e.to_string()))?;
+        let base = config("secret_manager_url")?;
+        let value = wstd::runtime::block_on(async {
+            let client = Client::new(WasiTransport::default());
+            google_auth::access_secret(&client, &auth, &name, base.as_deref()).await
+        })
+        .map_err(|e| types::Error::Unauthorized(format!("{key}: {e}")))?
+        .expose()
+        .to_string();
+        SECRETS.with(|s| s.borrow_mut().insert(name, value.clone()));
+        Ok(Some(value))
+    }
+
+    pub fn credentials(source: epc_model::Source) -> Result<Credentials, types::Error> {
+        Credentials::for_source(source, credential("epc_token")?, credential("epc_email")?, credential("epc_api_key")?)
+            .map_err(error)
+    }
+
+    /// The client, with the request budget from `request_budget` (`N/Ds`), by
+    /// default just under GEPBD's 6,000 requests per 5 minutes.
+    pub fn client() -> Result<Rc<Client<WasiTransport>>, types::Error> {
+        if let Some(c) = CLIENT.with(|c| c.get().cloned()) {
+            return Ok(c);
+        }
+        let budget = match config("request_budget")? {
+            Some(spec) => http_client::RequestBudget::parse(&spec).map_err(types::Error::InvalidInput)?,
+            None => http_client::RequestBudget::gepbd_default(),
+        };
+        let c = Rc::new(Client::new(WasiTransport::default()).with_budget(budget));
+        CLIENT.with(|cell| cell.set(c.clone()).ok());
+        Ok(c)
+    }
+}

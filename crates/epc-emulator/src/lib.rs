@@ -319,6 +319,8 @@ impl Emulator {
                 }
                 if recs.report_missing(self.seed, cert) {
                     m.missing_reports += 1;
+                } else {
+                    m.gepbd_recommendations += n;
                 }
             }
         }

@@ -116,6 +116,10 @@ pub struct RecommendationCounts {
     /// Non-domestic and display certificates whose GEPBD recommendation
     /// report is missing (404); ODC still serves their recommendations.
     pub missing_reports: u64,
+    /// Recommendations GEPBD serves: all of them, less those of the
+    /// certificates whose report is missing.
+    #[serde(default)]
+    pub gepbd_recommendations: u64,
 }
 
 /// Per kind, per lodgement month (`YYYY-MM`).

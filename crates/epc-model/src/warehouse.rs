@@ -62,18 +62,29 @@ pub const LOAD_COLUMNS: &[Column] = &[
 /// clustered by the identifiers (and postcode and UPRN for domestic), as
 /// the cost guardrails ask: a month's replace and a lookup by certificate
 /// touch one partition and few blocks.
+///
+/// A recommendations table has the same columns: one row per certificate
+/// whose `record` holds that certificate's recommendations (see
+/// `epc_source::recs`), so a month loads and replaces exactly as the
+/// certificates do and a certificate with none is still a row.
 pub fn raw_table(dataset: Dataset) -> TableSpec {
-    assert_eq!(dataset.content, Content::Certificates, "recommendation tables have their own shape");
     let mut cluster_by: Vec<Text> = vec!["certificate_number".into(), "lmk_key".into()];
-    if dataset.kind == crate::Kind::Domestic {
+    if dataset.kind == crate::Kind::Domestic && dataset.content == Content::Certificates {
         cluster_by.extend(["postcode".into(), "uprn".into()]);
     }
+    let description = match dataset.content {
+        Content::Certificates => format!("Raw {} certificates as landed by dame-epc, one row per certificate", dataset.kind),
+        Content::Recommendations => format!(
+            "Raw {} recommendations as landed by dame-epc, one row per certificate (its recommendations in record)",
+            dataset.kind
+        ),
+    };
     TableSpec {
         name: dataset.raw_table(),
         columns: LANDED_COLUMNS.iter().chain(LOAD_COLUMNS).cloned().collect(),
         partition_by_month: Some("lodgement_date".into()),
         cluster_by,
-        description: format!("Raw {} certificates as landed by dame-epc, one row per certificate", dataset.kind),
+        description,
     }
 }
 
@@ -203,6 +214,9 @@ mod tests {
         assert_eq!(t.cluster_by, ["certificate_number", "lmk_key", "postcode", "uprn"]);
         assert_eq!(raw_table(Dataset::certificates(Kind::Display)).cluster_by.len(), 2);
         assert!(t.columns.iter().any(|c| c.name == "record" && c.data_type == "JSON"));
+        let r = raw_table(Dataset::recommendations(Kind::Domestic));
+        assert_eq!(r.name, "domestic_recommendations_raw_json");
+        assert_eq!((r.columns.len(), r.cluster_by.len()), (t.columns.len(), 2));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod deltas;
 pub mod gepbd;
 pub mod odc;
 mod problem;
+pub mod recs;
 
 pub use epc_model::Certificate;
 use epc_model::{Kind, Month, Source};

@@ -277,6 +277,52 @@ impl<S: ObjectStore> Landing<S> {
         Ok(ids)
     }
 
+    /// How many parts the month's checkpoints name: what [`Landing::part_records`]
+    /// can be asked for, 1 to this.
+    pub async fn part_count(&self, dataset: Dataset, month: Month) -> Result<u32, LandingError> {
+        Ok(self.parts(dataset, month).await?.len() as u32)
+    }
+
+    /// The records landed in part `part`, as they were handed to
+    /// [`Landing::land_page`]: later steps (recommendations) read landed
+    /// certificates back rather than fetching them again.
+    pub async fn part_records(&self, dataset: Dataset, month: Month, part: u32) -> Result<Vec<Certificate>, LandingError> {
+        use std::io::Read;
+        let object = Layout::data(dataset, month, part);
+        let Some(bytes) = self.store.get(&object).await? else {
+            return Err(LandingError::Damaged(format!("{object} is named by its checkpoint but missing")));
+        };
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .map_err(|e| LandingError::Damaged(format!("{object}: {e}")))?;
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let e: epc_model::Envelope = serde_json::from_str(line)
+                .map_err(|e| LandingError::Damaged(format!("{object}: line {} is not an envelope ({e})", i + 1)))?;
+            let Some(id) = e.certificate_number.or(e.lmk_key) else {
+                return Err(LandingError::Damaged(format!("{object}: line {} has no identifier", i + 1)));
+            };
+            out.push(Certificate {
+                id: id.to_string(),
+                lodgement_date: e.lodgement_date.to_string(),
+                uprn: e.uprn.map(str::to_string),
+                postcode: e.postcode.map(str::to_string),
+                document: e.record.get().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every identifier landed for the month, whatever the day.
+    pub async fn all_ids(&self, dataset: Dataset, month: Month) -> Result<BTreeSet<String>, LandingError> {
+        let mut ids = BTreeSet::new();
+        for n in 1..=self.part_count(dataset, month).await? {
+            ids.extend(self.part_records(dataset, month, n).await?.into_iter().map(|c| c.id));
+        }
+        Ok(ids)
+    }
+
     /// Every month with anything in the store, by dataset and month.
     pub async fn list_months(&self) -> Result<Vec<MonthState>, LandingError> {
         let mut months: BTreeMap<(Dataset, Month), Vec<String>> = BTreeMap::new();
@@ -366,6 +412,19 @@ mod tests {
         flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.contains(r#""landed_object":"raw/domestic/202101/part-00001.ndjson.gz""#), "{text}");
+    }
+
+    #[test]
+    fn landed_records_read_back_as_given() {
+        let (_d, l, ds, m) = setup();
+        let records = [cert("a", "2021-01-02"), cert("b", "2021-01-03")];
+        run(l.land_page(Source::Gepbd, ds, m, 1, &records, info(None))).unwrap();
+        run(l.land_page(Source::Gepbd, ds, m, 2, &[cert("c", "2021-01-04")], info(None))).unwrap();
+        assert_eq!(run(l.part_count(ds, m)).unwrap(), 2);
+        assert_eq!(run(l.part_records(ds, m, 1)).unwrap(), records.to_vec());
+        let ids: Vec<String> = run(l.all_ids(ds, m)).unwrap().into_iter().collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert!(matches!(run(l.part_records(ds, m, 3)), Err(LandingError::Damaged(_))));
     }
 
     #[test]

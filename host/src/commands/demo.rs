@@ -44,6 +44,8 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         request_budget: "100000/1s".into(),
         budget_seconds: 0,
         recheck_months: 2,
+        certificates: true,
+        recommendations: false,
         secrets: Secrets {
             token: Some("demo-token".into()),
             email: Some("demo@example.org".into()),

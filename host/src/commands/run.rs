@@ -47,6 +47,14 @@ pub struct Args {
     /// deferred to the next run (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub budget: u32,
+    /// Also fetch, land and load the recommendations of the certificates
+    /// (those not landed yet), after each month's certificates.
+    #[arg(long, conflicts_with = "recs_only")]
+    pub with_recs: bool,
+    /// Only the recommendations of certificates already landed: no
+    /// certificate is fetched.
+    #[arg(long)]
+    pub recs_only: bool,
     /// Log lines as JSON (as the component writes them) instead of progress.
     #[arg(long)]
     pub json_log: bool,
@@ -98,7 +106,7 @@ pub fn job(a: &Args, secrets: Secrets) -> Result<Job> {
     secrets.check(source)?;
     let google = GoogleEnv::from_env()?;
     http_client::RequestBudget::parse(&a.request_budget).map_err(|e| anyhow::anyhow!("--request-budget: {e}"))?;
-    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, request_budget: a.request_budget.clone(), budget_seconds: a.budget, recheck_months: a.recheck_months, secrets, google })
+    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, request_budget: a.request_budget.clone(), budget_seconds: a.budget, recheck_months: a.recheck_months, certificates: !a.recs_only, recommendations: a.with_recs || a.recs_only, secrets, google })
 }
 
 pub async fn main(a: Args) -> Result<ExitCode> {

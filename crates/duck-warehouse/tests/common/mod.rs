@@ -425,6 +425,9 @@ pub fn landed_columns() -> String {
 pub fn load_duckdb(wh: &DuckWarehouse, fixture: &Fixture) {
     for kind in Kind::ALL {
         wh.ensure_table(&raw_table(Dataset::certificates(kind))).unwrap();
+        // The recommendation views read these; as apply-views does, they
+        // exist before anything is loaded into them.
+        wh.ensure_table(&raw_table(Dataset::recommendations(kind))).unwrap();
     }
     wh.ensure_table(&load_log_table()).unwrap();
     wh.ensure_table(&epc_model::warehouse::events_table()).unwrap();
