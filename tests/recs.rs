@@ -63,8 +63,8 @@ fn ids(landing: &Path, dataset: &str, source: &str) -> BTreeSet<String> {
 
 /// Rows of a view per month, from the DuckDB file `dame run` wrote.
 fn view_counts(landing: &Path, view: &str) -> BTreeMap<String, u64> {
-    let wh = duck_warehouse::DuckWarehouse::open(landing.join("epc.duckdb"), "epc", landing).unwrap();
-    let rows = wh.query(&format!("SELECT strftime(lodgement_date, '%Y-%m') AS m, count(*) AS n FROM epc.{view} GROUP BY 1")).unwrap();
+    let wh = duck_warehouse::DuckWarehouse::open(landing.join("epc.duckdb"), "main", landing).unwrap();
+    let rows = wh.query(&format!("SELECT strftime(lodgement_date, '%Y-%m') AS m, count(*) AS n FROM main.{view} GROUP BY 1")).unwrap();
     rows.iter()
         .map(|r| {
             let v: Value = serde_json::from_str(r).unwrap();
@@ -182,9 +182,9 @@ fn the_view_parses_costs_as_the_texts_say() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dame_run(&emu, "odc", "domestic", MONTHS[0], MONTHS[2], dir.path()).arg("--with-recs"));
     assert!(out.status.success(), "{}", text(&out));
-    let wh = duck_warehouse::DuckWarehouse::open(dir.path().join("epc.duckdb"), "epc", dir.path()).unwrap();
+    let wh = duck_warehouse::DuckWarehouse::open(dir.path().join("epc.duckdb"), "main", dir.path()).unwrap();
     let rows = wh
-        .query("SELECT DISTINCT indicative_cost AS c, indicative_cost_low AS lo, indicative_cost_high AS hi FROM epc.enr_domestic_recommendations_v")
+        .query("SELECT DISTINCT indicative_cost AS c, indicative_cost_low AS lo, indicative_cost_high AS hi FROM main.enr_domestic_recommendations_v")
         .unwrap();
     let parsed: BTreeMap<String, (Option<i64>, Option<i64>)> = rows
         .iter()
