@@ -149,7 +149,7 @@ fn load_bigquery(bq: &Bq, services: &Services, fixture: &Fixture) {
     let cols = common::landed_columns();
     let table = |t: &str| format!("`{PROJECT}.{DATASET}.{t}`");
     for load in &fixture.loads {
-        let dataset = Dataset::certificates(load.kind);
+        let dataset = load.dataset;
         let staging = staging_table(dataset, load.month);
         bq.create_table(&staging);
         if !load.keys.is_empty() {
@@ -246,7 +246,7 @@ fn views_give_the_same_rows_in_both_dialects() {
     }
 
     let bq_files = views::files(views::Dialect::BigQuery);
-    assert_eq!(bq_files.len(), 5);
+    assert_eq!(bq_files.len(), 8);
     for f in bq_files {
         let view = f.view();
         let (fields, bq_rows) = bq.query(&format!("SELECT * FROM `{PROJECT}.{DATASET}.{view}`"));

@@ -27,6 +27,21 @@ raw AS (
     COUNT(*) AS rows_in_raw, COUNT(DISTINCT CONCAT(source, ':', COALESCE(certificate_number, lmk_key))) AS certificates_in_raw
   FROM "{{DATASET}}"."display_raw_json"
   GROUP BY 1, 2
+  UNION ALL
+  SELECT 'domestic-recommendations' AS dataset, CAST(date_trunc('month', lodgement_date) AS DATE) AS month,
+    COUNT(*) AS rows_in_raw, COUNT(DISTINCT CONCAT(source, ':', COALESCE(certificate_number, lmk_key))) AS certificates_in_raw
+  FROM "{{DATASET}}"."domestic_recommendations_raw_json"
+  GROUP BY 1, 2
+  UNION ALL
+  SELECT 'non-domestic-recommendations' AS dataset, CAST(date_trunc('month', lodgement_date) AS DATE) AS month,
+    COUNT(*) AS rows_in_raw, COUNT(DISTINCT CONCAT(source, ':', COALESCE(certificate_number, lmk_key))) AS certificates_in_raw
+  FROM "{{DATASET}}"."non_domestic_recommendations_raw_json"
+  GROUP BY 1, 2
+  UNION ALL
+  SELECT 'display-recommendations' AS dataset, CAST(date_trunc('month', lodgement_date) AS DATE) AS month,
+    COUNT(*) AS rows_in_raw, COUNT(DISTINCT CONCAT(source, ':', COALESCE(certificate_number, lmk_key))) AS certificates_in_raw
+  FROM "{{DATASET}}"."display_recommendations_raw_json"
+  GROUP BY 1, 2
 ),
 bounds AS (
   SELECT dataset, MIN(month) AS first_month, MAX(month) AS last_month

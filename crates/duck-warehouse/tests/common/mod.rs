@@ -42,6 +42,8 @@ pub struct Part {
 
 /// One month's load into its raw table.
 pub struct Load {
+    /// Certificates or recommendations of `kind`.
+    pub dataset: Dataset,
     pub kind: Kind,
     pub month: Month,
     pub source: Source,
@@ -275,6 +277,7 @@ pub fn build() -> Fixture {
     let emulator = epc_emulator::Emulator::load(epc_emulator::Config {
         data: files,
         token: Some(TOKEN.into()),
+        recommendations: Some(epc_emulator::Recommendations::default()),
         ..Default::default()
     })
     .unwrap();
@@ -388,7 +391,34 @@ pub fn build() -> Fixture {
                 Source::Gepbd if kind == Kind::Display && month == Month::new(2021, 2).unwrap() => loaded as u64 + 5,
                 Source::Gepbd => loaded as u64,
             };
+            // The recommendations of the month's certificates, as the
+            // recs component lands them from the same API.
+            let recs = Dataset::recommendations(kind);
+            let answers: Vec<Certificate> = certs
+                .iter()
+                .map(|c| Certificate { document: recommendations_of(&base, source, kind, c).document(), ..c.clone() })
+                .collect();
+            let mut recs_keys = Vec::new();
+            for (i, chunk) in answers.chunks(epc_model::MAX_RECORDS_PER_PART).enumerate() {
+                let key = Layout::data(recs, month, i as u32 + 1);
+                n += 1;
+                let bytes = landing::encode_part(source, kind, &key, &landed_at(n), chunk).unwrap();
+                parts.push(Part { kind, month, key: key.clone(), bytes, rows: chunk.len() });
+                recs_keys.push(key);
+            }
             loads.push(Load {
+                dataset: recs,
+                kind,
+                month,
+                source,
+                keys: recs_keys,
+                rows: answers.len(),
+                rows_reported: 0,
+                load_id: format!("load-{}-{}", recs.name().replace('-', "_"), month.compact()),
+                ingested_at: format!("2021-09-03T{:02}:{:02}:00Z", loads.len() / 60, loads.len() % 60),
+            });
+            loads.push(Load {
+                dataset,
                 kind,
                 month,
                 source,
@@ -403,6 +433,41 @@ pub fn build() -> Fixture {
     }
     drop(running);
     Fixture { parts, loads, rows: all_rows }
+}
+
+/// A certificate's recommendations from the emulator, read with the same
+/// extraction the recs component uses.
+fn recommendations_of(base: &str, source: Source, kind: Kind, c: &Certificate) -> epc_source::recs::Recs {
+    use epc_source::recs::{self, Recs, Status};
+    let get = |url: String, auth: String| -> Option<serde_json::Value> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut r = agent.get(&url).header("Authorization", auth).header("Accept", "application/json").call().unwrap();
+        // ODC answers "none" with 200 and an empty body.
+        let text = r.body_mut().read_to_string().unwrap();
+        (r.status() == 200).then(|| if text.trim().is_empty() { serde_json::json!({"rows": []}) } else { serde_json::from_str(&text).unwrap() })
+    };
+    let found = |items: Vec<serde_json::Value>, report: Option<String>| Recs {
+        status: if items.is_empty() { Status::None } else { Status::Found },
+        report_number: report,
+        items,
+    };
+    match (source, kind) {
+        (Source::Gepbd, Kind::Domestic) => recs::from_domestic_document(&c.document).unwrap(),
+        (Source::Gepbd, _) => match recs::related_report(&c.document).unwrap() {
+            None => Recs { status: Status::NoReport, report_number: None, items: vec![] },
+            Some(n) => match get(format!("{base}/api/certificate?certificate_number={n}"), format!("Bearer {TOKEN}")) {
+                Some(body) => found(recs::from_report(&body["data"]).unwrap(), Some(n)),
+                None => Recs { status: Status::ReportMissing, report_number: Some(n), items: vec![] },
+            },
+        },
+        (Source::Odc, _) => {
+            let url = format!("{base}/api/v1/{}/recommendations/{}", kind.as_str(), c.id);
+            match get(url, "Basic dGVzdDp0ZXN0".into()) {
+                Some(body) => found(recs::from_odc_rows(kind, &body).unwrap(), None),
+                None => Recs { status: Status::None, report_number: None, items: vec![] },
+            }
+        }
+    }
 }
 
 /// Writes every part under `root` as the landing folder holds it.
@@ -433,7 +498,7 @@ pub fn load_duckdb(wh: &DuckWarehouse, fixture: &Fixture) {
     wh.ensure_table(&epc_model::warehouse::events_table()).unwrap();
     let cols = landed_columns();
     for load in &fixture.loads {
-        let dataset = Dataset::certificates(load.kind);
+        let dataset = load.dataset;
         let staging = staging_table(dataset, load.month);
         wh.ensure_table(&staging).unwrap();
         let job = wh.load_objects(&staging.name, &load.keys).unwrap();
