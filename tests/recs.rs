@@ -209,3 +209,54 @@ fn the_view_parses_costs_as_the_texts_say() {
         assert!(lo.is_some() && hi.is_some() && lo <= hi, "{text}: {lo:?} {hi:?}");
     }
 }
+
+/// The production path: `dame run --with-recs` landing in the Cloud Storage
+/// stand-in and loading the BigQuery stand-in; the BigQuery views count per
+/// month what the emulator serves, as the DuckDB ones do.
+#[test]
+fn gepbd_recommendations_land_in_the_bucket_and_view_in_bigquery() {
+    use test_services::{PROJECT, Services, Which};
+    let s = Services::start(Which::GcsAndBigQuery).expect("the cloud stand-ins start (scripts/services install)");
+    let bucket = "dame-recs-test";
+    s.create_bucket(bucket).unwrap();
+    let emu = emulator(None);
+    let dataset = "epc_recs";
+    let mut c = dame_run(&emu, "gepbd", ALL, MONTHS[0], MONTHS[2], format!("gs://{bucket}/{dataset}"));
+    c.args(["--warehouse", &format!("bigquery:{PROJECT}.{dataset}"), "--with-recs"])
+        .env("STORAGE_EMULATOR_HOST", &s.gcs_url)
+        .env("BIGQUERY_EMULATOR_HOST", &s.bq_url);
+    let out = run(&mut c);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let query = |sql: &str| -> Vec<Vec<String>> {
+        let url = format!("{}/bigquery/v2/projects/{PROJECT}/queries", s.bq_url);
+        let body = serde_json::json!({"query": sql, "useLegacySql": false}).to_string();
+        let text = ureq::post(&url).header("Content-Type", "application/json").send(body).unwrap().into_body().read_to_string().unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        v["rows"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let expected = emu.emulator().expected_recommendations();
+    let mut total = 0;
+    for (kind, k) in KINDS {
+        let view = format!("enr_{}_recommendations_v", kind.replace('-', "_"));
+        let got: BTreeMap<String, u64> =
+            query(&format!("SELECT FORMAT_DATE('%Y-%m', lodgement_date) AS m, COUNT(*) FROM {dataset}.{view} GROUP BY m"))
+                .into_iter()
+                .map(|r| (r[0].clone(), r[1].parse().unwrap()))
+                .collect();
+        for month in MONTHS {
+            let want = expected.month(k, month);
+            let served = if k == Kind::Domestic { want.recommendations } else { want.gepbd_recommendations };
+            assert_eq!(got.get(month).copied().unwrap_or(0), served, "{kind} {month}: rows of {view} in BigQuery");
+            total += served;
+        }
+    }
+    assert!(total > 0, "the sample has recommendations to count");
+}
