@@ -270,6 +270,7 @@ impl App {
                 .with_context(|| format!("{}: component.{id}.allowed_outbound_hosts", self.manifest.file))?,
             preopens: Vec::new(),
             warehouse: None,
+            call_times: None,
             faults: match std::env::var("DAME_HOST_FAULTS") {
                 Ok(spec) if !spec.trim().is_empty() => {
                     Some(Arc::new(crate::outbound::Faults::parse(&spec).context("DAME_HOST_FAULTS")?))
@@ -328,7 +329,7 @@ impl App {
         Ok(deps)
     }
 
-    async fn instantiate(
+    pub(crate) async fn instantiate(
         &self,
         resolved: &Resolved,
         caps: &Capabilities,
@@ -435,7 +436,7 @@ impl App {
     }
 }
 
-fn job_values(job: &Job) -> BTreeMap<String, String> {
+pub(crate) fn job_values(job: &Job) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     v.insert("source".into(), job.source.as_str().into());
     v.insert("api_url".into(), job.api_url.clone());
@@ -471,7 +472,7 @@ fn job_values(job: &Job) -> BTreeMap<String, String> {
     v
 }
 
-fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
+pub(crate) fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
     use pb::dame::epc::types as t;
     let kind = |k: Kind| match k {
         Kind::Domestic => t::Kind::Domestic,

@@ -46,6 +46,29 @@ pub struct Capabilities {
     pub warehouse: Option<Arc<dyn crate::warehouse::Backend>>,
     /// Faults injected into requests to the cloud APIs (`DAME_HOST_FAULTS`).
     pub faults: Option<Arc<crate::outbound::Faults>>,
+    /// When set, the time spent in each call across a component boundary
+    /// the host mediates (`dame bench`).
+    pub call_times: Option<Arc<CallTimes>>,
+}
+
+/// Calls from one component into another, by `interface.function`: how
+/// many, and the time from the call to its return (lowering the arguments
+/// into the callee, running it, lifting its results).
+#[derive(Debug, Default)]
+pub struct CallTimes(std::sync::Mutex<BTreeMap<String, (u64, std::time::Duration)>>);
+
+impl CallTimes {
+    fn record(&self, label: &str, took: std::time::Duration) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(label.to_string()).or_default();
+        e.0 += 1;
+        e.1 += took;
+    }
+
+    /// (calls, total time) by `interface.function`.
+    pub fn snapshot(&self) -> BTreeMap<String, (u64, std::time::Duration)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// What serves one import of a component.
@@ -227,11 +250,20 @@ impl Runtime {
                         .ok_or_else(|| anyhow!("{import}#{func_name} is not a function in {name}"))?
                 };
                 let store = dep_store.clone();
+                let times = caps.call_times.clone();
+                let short = import.split('@').next().unwrap_or(import);
+                let label: Arc<str> = format!("{}.{func_name}", short.rsplit('/').next().unwrap_or(short)).into();
                 target.func_new_async(&func_name, move |_parent, _ty, params, results| {
                     let store = store.clone();
+                    let (times, label) = (times.clone(), label.clone());
                     Box::new(async move {
+                        let started = std::time::Instant::now();
                         let mut s = store.lock().await;
-                        func.call_async(&mut *s, params, results).await
+                        let r = func.call_async(&mut *s, params, results).await;
+                        if let Some(t) = times {
+                            t.record(&label, started.elapsed());
+                        }
+                        r
                     })
                 })?;
             }
