@@ -75,6 +75,9 @@ thread_local! {
     /// One client for the instance's life, so its request budget spans
     /// every page of the run (and connections' state lives as long).
     static CLIENT: std::cell::OnceCell<std::rc::Rc<Client<WasiTransport>>> = const { std::cell::OnceCell::new() };
+    /// The GEPBD window the last page stopped inside, so the next page
+    /// continues from it instead of searching it again.
+    static WINDOWS: std::rc::Rc<epc_source::WindowCache> = std::rc::Rc::new(epc_source::WindowCache::new());
 }
 
 /// The client, with the request budget from `request_budget` (`N/Ds`), by
@@ -119,9 +122,10 @@ impl Guest for FetchPage {
             last_day: day(&request.last_day)?,
         };
         let client = client()?;
+        let windows = WINDOWS.with(std::rc::Rc::clone);
         wstd::runtime::block_on(async {
             let (r0, t0, b0) = client.counters().snapshot();
-            let page = epc_source::fetch_page(&client, &credentials, &page_request).await.map_err(error)?;
+            let page = epc_source::fetch_page_with(&client, &credentials, &page_request, &windows).await.map_err(error)?;
             let (r1, t1, b1) = client.counters().snapshot();
             let (requests, retries, bytes) = (r1 - r0, t1 - t0, b1 - b0);
             let mut warnings = page.warnings;

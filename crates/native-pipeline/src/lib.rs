@@ -64,6 +64,7 @@ pub async fn run_month<T: Transport>(client: &Client<T>, job: &MonthJob) -> Resu
     let mut done = state.is_complete() || (state.parts > 0 && state.resume_cursor.is_none());
     let mut cursor = state.resume_cursor;
     let mut carried = 0;
+    let windows = epc_source::WindowCache::new();
     while !done {
         let started = Instant::now();
         let (r0, t0, _) = client.counters().snapshot();
@@ -75,7 +76,7 @@ pub async fn run_month<T: Transport>(client: &Client<T>, job: &MonthJob) -> Resu
             page_size: job.page_size,
             last_day: job.last_day,
         };
-        let page = epc_source::fetch_page(client, &job.credentials, &request).await.map_err(|e| e.to_string())?;
+        let page = epc_source::fetch_page_with(client, &job.credentials, &request, &windows).await.map_err(|e| e.to_string())?;
         let (r1, t1, b1) = client.counters().snapshot();
         out.fetch += started.elapsed();
         done = page.next_cursor.is_none();
