@@ -430,12 +430,20 @@ impl<T: Transport> Reader<'_, T> {
     }
 
     /// Full documents for `chunk`, several requests in flight, in order.
+    ///
+    /// Requests complete in any order (`buffer_unordered`) and are put back
+    /// in order after: with `buffered`, one slow request (a retry waiting
+    /// out a `Retry-After`) held the seven behind it, so nothing new was
+    /// sent until it returned.
     async fn documents(&mut self, chunk: &[&Summary], day: Date) -> Result<Vec<Certificate>, SourceError> {
-        let results: Vec<Result<Option<String>, SourceError>> = futures::stream::iter(chunk.iter())
-            .map(|s| self.document(&s.certificate_number))
-            .buffered(CONCURRENCY)
+        let this = &*self;
+        let mut numbered: Vec<(usize, Result<Option<String>, SourceError>)> = futures::stream::iter(chunk.iter().enumerate())
+            .map(|(i, s)| async move { (i, this.document(&s.certificate_number).await) })
+            .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        numbered.sort_unstable_by_key(|(i, _)| *i);
+        let results = numbered.into_iter().map(|(_, r)| r);
         let day_text = day.to_string();
         let mut out = Vec::with_capacity(chunk.len());
         for (s, r) in chunk.iter().zip(results) {
