@@ -6,7 +6,7 @@ use crate::bindings::{landing as lb, pipeline as pb};
 use crate::events::{self, Display, LineSink, Summary};
 use crate::manifest::{Manifest, Resolved};
 use crate::outbound::AllowList;
-use crate::runtime::{Capabilities, Provider, Runtime, State, WasmtimeContext, component_bytes};
+use crate::runtime::{Capabilities, Provider, Runtime, State, WasmtimeContext};
 use wasmtime::component::Component;
 use anyhow::{Context, Result, anyhow, bail};
 use epc_model::{Kind, MonthRange, Source};
@@ -293,7 +293,7 @@ impl App {
     /// Loads a component file named by the manifest.
     fn load(&self, path: &Path) -> Result<(String, Component)> {
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("component").to_string();
-        let component = self.runtime.load(&name, &component_bytes(path)?)?;
+        let component = self.runtime.load_path(&name, path)?;
         Ok((name, component))
     }
 
@@ -478,7 +478,7 @@ impl App {
             .find(|(i, _)| i == "dame:epc/landing")
             .map(|(_, p)| p.clone())
             .ok_or_else(|| anyhow!("{}: component.pipeline has no dame:epc/landing dependency", self.manifest.file))?;
-        let component = self.runtime.load("gzip_land", &component_bytes(&path)?)?;
+        let component = self.runtime.load_path("gzip_land", &path)?;
         let (mut store, instance) = self.runtime.instantiate(&component, &[], &caps, None).await?;
         let bindings = lb::GzipLand::new(&mut store, &instance).ctx("binding gzip-land")?;
         Ok((store, bindings))
