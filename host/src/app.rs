@@ -6,7 +6,7 @@ use crate::bindings::{landing as lb, pipeline as pb};
 use crate::events::{self, Display, LineSink, Summary};
 use crate::manifest::{Manifest, Resolved};
 use crate::outbound::AllowList;
-use crate::runtime::{Capabilities, Provider, Runtime, State, WasmtimeContext, component_bytes};
+use crate::runtime::{Capabilities, Provider, Runtime, State, WasmtimeContext};
 use wasmtime::component::Component;
 use anyhow::{Context, Result, anyhow, bail};
 use epc_model::{Kind, MonthRange, Source};
@@ -276,6 +276,7 @@ impl App {
                 .with_context(|| format!("{}: component.{id}.allowed_outbound_hosts", self.manifest.file))?,
             preopens: Vec::new(),
             warehouse: None,
+            call_times: None,
             faults: match std::env::var("DAME_HOST_FAULTS") {
                 Ok(spec) if !spec.trim().is_empty() => {
                     Some(Arc::new(crate::outbound::Faults::parse(&spec).context("DAME_HOST_FAULTS")?))
@@ -296,7 +297,7 @@ impl App {
     /// Loads a component file named by the manifest.
     fn load(&self, path: &Path) -> Result<(String, Component)> {
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("component").to_string();
-        let component = self.runtime.load(&name, &component_bytes(path)?)?;
+        let component = self.runtime.load_path(&name, path)?;
         Ok((name, component))
     }
 
@@ -334,7 +335,7 @@ impl App {
         Ok(deps)
     }
 
-    async fn instantiate(
+    pub(crate) async fn instantiate(
         &self,
         resolved: &Resolved,
         caps: &Capabilities,
@@ -481,14 +482,14 @@ impl App {
             .find(|(i, _)| i == "dame:epc/landing")
             .map(|(_, p)| p.clone())
             .ok_or_else(|| anyhow!("{}: component.pipeline has no dame:epc/landing dependency", self.manifest.file))?;
-        let component = self.runtime.load("gzip_land", &component_bytes(&path)?)?;
+        let component = self.runtime.load_path("gzip_land", &path)?;
         let (mut store, instance) = self.runtime.instantiate(&component, &[], &caps, None).await?;
         let bindings = lb::GzipLand::new(&mut store, &instance).ctx("binding gzip-land")?;
         Ok((store, bindings))
     }
 }
 
-fn job_values(job: &Job) -> BTreeMap<String, String> {
+pub(crate) fn job_values(job: &Job) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     v.insert("source".into(), job.source.as_str().into());
     v.insert("api_url".into(), job.api_url.clone());
@@ -525,7 +526,7 @@ fn job_values(job: &Job) -> BTreeMap<String, String> {
     v
 }
 
-fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
+pub(crate) fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
     use pb::dame::epc::types as t;
     let kind = |k: Kind| match k {
         Kind::Domestic => t::Kind::Domestic,

@@ -48,6 +48,12 @@ enum Command {
     Serve(commands::serve::Args),
     /// Check a Spin manifest and its components as Spin would load them.
     Check(commands::check::Args),
+    /// Measure throughput, memory, instantiation and the request rate
+    /// against a local emulator (see docs/performance.md).
+    Bench(commands::bench::Args),
+    /// One measurement of `dame bench`, in a process of its own.
+    #[command(hide = true)]
+    BenchChild(commands::bench::ChildArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,8 @@ fn main() -> ExitCode {
             Command::Schedule(a) => commands::schedule::main(a),
             Command::Serve(a) => commands::serve::main(a).await,
             Command::Check(a) => commands::check::main(a).await,
+            Command::Bench(a) => commands::bench::main(a).await,
+            Command::BenchChild(a) => commands::bench::child(a).await,
         }
     });
     match result {

@@ -46,6 +46,29 @@ pub struct Capabilities {
     pub warehouse: Option<Arc<dyn crate::warehouse::Backend>>,
     /// Faults injected into requests to the cloud APIs (`DAME_HOST_FAULTS`).
     pub faults: Option<Arc<crate::outbound::Faults>>,
+    /// When set, the time spent in each call across a component boundary
+    /// the host mediates (`dame bench`).
+    pub call_times: Option<Arc<CallTimes>>,
+}
+
+/// Calls from one component into another, by `interface.function`: how
+/// many, and the time from the call to its return (lowering the arguments
+/// into the callee, running it, lifting its results).
+#[derive(Debug, Default)]
+pub struct CallTimes(std::sync::Mutex<BTreeMap<String, (u64, std::time::Duration)>>);
+
+impl CallTimes {
+    fn record(&self, label: &str, took: std::time::Duration) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(label.to_string()).or_default();
+        e.0 += 1;
+        e.1 += took;
+    }
+
+    /// (calls, total time) by `interface.function`.
+    pub fn snapshot(&self) -> BTreeMap<String, (u64, std::time::Duration)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// What serves one import of a component.
@@ -100,10 +123,67 @@ impl Runtime {
         &self.engine
     }
 
-    /// Compiles a component, or loads its compiled form from the cache
-    /// (`~/.cache/dame/components`): compiling takes seconds, loading
-    /// milliseconds. The key covers the bytes and the engine's settings.
-    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Component> {
+    /// [`Runtime::load`] for a component file named by the manifest (or
+    /// its copy embedded in this binary), without reading or hashing its
+    /// bytes when the cache already knows them.
+    ///
+    /// Hashing the six components' 4.6 MB (and, for embedded ones, first
+    /// copying them out of the binary) was most of a warm start: `dame
+    /// bench` measured 11–17 ms to instantiate the composition, of which
+    /// the SHA-256 and the copy's page faults took over half. The cache now
+    /// also keeps, per source, a small index file: the source's identity
+    /// (the file's path, size and modification time, or for an embedded
+    /// component this executable's) → the content key. A source whose
+    /// identity changes is hashed again.
+    pub fn load_path(&self, name: &str, path: &Path) -> Result<Component> {
+        // The engine's settings are part of the identity, as they are of
+        // the key: another build's index never points this one at code it
+        // cannot run.
+        let identity = source_identity(path).map(|id| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.engine.precompile_compatibility_hash().hash(&mut h);
+            format!("{id} engine {:016x}", h.finish())
+        });
+        let index = match (&self.cache, &identity) {
+            (Some(dir), Some(id)) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                id.hash(&mut h);
+                Some(dir.join(format!("{name}-{:016x}.key", h.finish())))
+            }
+            _ => None,
+        };
+        if let (Some(dir), Some(index)) = (&self.cache, &index) {
+            if let Ok(text) = std::fs::read_to_string(index) {
+                // The index holds the identity it was written for, then the key.
+                if let Some((id, key)) = text.split_once('\n') {
+                    let compiled = dir.join(format!("{name}-{}.cwasm", key.trim()));
+                    if Some(id) == identity.as_deref() && compiled.exists() {
+                        // Safe as in `load`: written by this code, under the
+                        // key of the bytes it compiled; wasmtime checks the
+                        // engine.
+                        if let Ok(c) = unsafe { Component::deserialize_file(&self.engine, &compiled) } {
+                            return Ok(c);
+                        }
+                    }
+                }
+            }
+        }
+        let wasm = component_bytes(path)?;
+        let key = self.key(&wasm);
+        let component = self.load_keyed(name, &key, &wasm)?;
+        if let (Some(index), Some(id)) = (&index, &identity) {
+            let tmp = index.with_extension(format!("{}.tmp", std::process::id()));
+            if std::fs::write(&tmp, format!("{id}\n{key}")).is_ok() {
+                let _ = std::fs::rename(&tmp, index);
+            }
+        }
+        Ok(component)
+    }
+
+    /// The cache key of a component's bytes under this engine.
+    fn key(&self, wasm: &[u8]) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(wasm);
@@ -114,7 +194,18 @@ impl Runtime {
             self.engine.precompile_compatibility_hash().hash(&mut engine_hash);
             h.update(engine_hash.finish().to_le_bytes());
         }
-        let key: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Compiles a component, or loads its compiled form from the cache
+    /// (`~/.cache/dame/components`): compiling takes seconds, loading
+    /// milliseconds. The key covers the bytes and the engine's settings.
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Component> {
+        let key = self.key(wasm);
+        self.load_keyed(name, &key, wasm)
+    }
+
+    fn load_keyed(&self, name: &str, key: &str, wasm: &[u8]) -> Result<Component> {
         if let Some(dir) = &self.cache {
             let path = dir.join(format!("{name}-{key}.cwasm"));
             if path.exists() {
@@ -227,11 +318,20 @@ impl Runtime {
                         .ok_or_else(|| anyhow!("{import}#{func_name} is not a function in {name}"))?
                 };
                 let store = dep_store.clone();
+                let times = caps.call_times.clone();
+                let short = import.split('@').next().unwrap_or(import);
+                let label: Arc<str> = format!("{}.{func_name}", short.rsplit('/').next().unwrap_or(short)).into();
                 target.func_new_async(&func_name, move |_parent, _ty, params, results| {
                     let store = store.clone();
+                    let (times, label) = (times.clone(), label.clone());
                     Box::new(async move {
+                        let started = std::time::Instant::now();
                         let mut s = store.lock().await;
-                        func.call_async(&mut *s, params, results).await
+                        let r = func.call_async(&mut *s, params, results).await;
+                        if let Some(t) = times {
+                            t.record(&label, started.elapsed());
+                        }
+                        r
                     })
                 })?;
             }
@@ -277,17 +377,36 @@ impl StdoutStream for BoxedStream {
 
 /// Reads a component file given by the manifest, falling back to the copy
 /// embedded in this binary when the file has not been built (a fresh clone
-/// runs without `spin build`).
-pub fn component_bytes(path: &Path) -> Result<Vec<u8>> {
+/// runs without `spin build`). The embedded copy is borrowed, not copied.
+pub fn component_bytes(path: &Path) -> Result<std::borrow::Cow<'static, [u8]>> {
     match std::fs::read(path) {
-        Ok(b) => Ok(b),
+        Ok(b) => Ok(b.into()),
         Err(_) => {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             crate::components::embedded(name)
-                .map(<[u8]>::to_vec)
+                .map(Into::into)
                 .ok_or_else(|| anyhow!("component {} is missing: run `spin build` or check the manifest", path.display()))
         }
     }
+}
+
+/// What identifies the bytes [`component_bytes`] would return, without
+/// reading them: the file's absolute path, size and modification time, or,
+/// for the embedded copy, its name and size in this executable (path, size,
+/// modification time). `None` when neither can be told.
+fn source_identity(path: &Path) -> Option<String> {
+    fn stamp(p: &Path) -> Option<String> {
+        let m = std::fs::metadata(p).ok()?;
+        let t = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(format!("{} {} {}.{:09}", p.canonicalize().ok()?.display(), m.len(), t.as_secs(), t.subsec_nanos()))
+    }
+    if path.is_file() {
+        return stamp(path).map(|s| format!("file {s}"));
+    }
+    let name = path.file_name()?.to_str()?;
+    let embedded = crate::components::embedded(name)?;
+    let exe = std::env::current_exe().ok()?;
+    Some(format!("embedded {name} {} in {}", embedded.len(), stamp(&exe)?))
 }
 
 #[cfg(test)]

@@ -21,6 +21,12 @@ use http_client::wasi::WasiTransport;
 
 struct FetchPage;
 
+thread_local! {
+    /// The GEPBD window the last page stopped inside, so the next page
+    /// continues from it instead of searching it again.
+    static WINDOWS: std::rc::Rc<epc_source::WindowCache> = std::rc::Rc::new(epc_source::WindowCache::new());
+}
+
 fn day(s: &str) -> Result<jiff::civil::Date, types::Error> {
     s.parse().map_err(|_| types::Error::InvalidInput(format!("last day '{s}' is not a date (YYYY-MM-DD)")))
 }
@@ -107,8 +113,10 @@ impl Guest for FetchPage {
         let request = page_request(request)?;
         let credentials = credentials(request.api.source)?;
         let client = client()?;
+        let windows = WINDOWS.with(std::rc::Rc::clone);
         let before = client.counters().snapshot();
-        let page = wstd::runtime::block_on(epc_source::fetch_page(&client, &credentials, &request)).map_err(error)?;
+        let page = wstd::runtime::block_on(epc_source::fetch_page_with(&client, &credentials, &request, &windows))
+            .map_err(error)?;
         Ok(page_out(page, &client, before))
     }
 }

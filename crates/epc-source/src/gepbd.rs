@@ -141,6 +141,53 @@ struct WindowRows {
     rows: BTreeMap<String, Summary>,
 }
 
+/// How long a window read by one page may serve the pages after it. Under
+/// GEPBD's limit a 5,000-row window takes about four minutes to fetch.
+const WINDOW_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Which window a kept [`WindowRows`] is, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WindowKey {
+    base_url: String,
+    kind: Kind,
+    day: Date,
+    window: Window,
+    page_size: u32,
+}
+
+/// The window the last page stopped inside, kept for the next page.
+///
+/// A window is read whole (one or more searches) and cut into pages of
+/// [`MAX_RECORDS_PER_PART`]. Without this, every page of a window of N rows
+/// searches the window again: N/250 searches of up to 5,000 rows each where
+/// one does, which costs the API (and the budget) a request per page and
+/// the client the parsing of every search again. A page that ends inside a
+/// window leaves its rows here; the next page of that window, in the same
+/// instance, continues from them. A resumed run (a new instance) searches
+/// afresh, as before.
+#[derive(Default)]
+pub struct WindowCache {
+    kept: std::sync::Mutex<Option<(WindowKey, std::time::Instant, WindowRows)>>,
+}
+
+impl WindowCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn take(&self, key: &WindowKey) -> Option<WindowRows> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.take() {
+            Some((k, at, rows)) if &k == key && at.elapsed() < WINDOW_FRESH_FOR => Some(rows),
+            _ => None,
+        }
+    }
+
+    fn keep(&self, key: WindowKey, rows: WindowRows) {
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, std::time::Instant::now(), rows));
+    }
+}
+
 struct Reader<'a, T> {
     client: &'a Client<T>,
     token: &'a str,
@@ -154,6 +201,7 @@ pub(crate) async fn fetch_page<T: Transport>(
     client: &Client<T>,
     token: &str,
     request: &PageRequest,
+    cache: &WindowCache,
 ) -> Result<Page, SourceError> {
     let month = request.month;
     let last = month.last_day().min(request.last_day);
@@ -187,7 +235,22 @@ pub(crate) async fn fetch_page<T: Transport>(
         if certificates.len() >= MAX_RECORDS_PER_PART {
             return Ok(Page { certificates, next_cursor: Some(cursor.encode()), reported, warnings: reader.warnings });
         }
+        let key = WindowKey {
+            base_url: request.api.base_url.clone(),
+            kind: request.kind,
+            day: cursor.day,
+            window: cursor.window,
+            page_size: request.page_size,
+        };
+        // A window this instance already read, continued where the last
+        // page stopped (only ever with `after` set: a fresh window is
+        // always searched).
+        let kept = match cursor.after {
+            Some(_) => cache.take(&key),
+            None => None,
+        };
         let window = match cursor.window {
+            _ if kept.is_some() => kept.expect("checked"),
             Window::Day => match reader.single_page(cursor.day).await? {
                 Ok(w) => w,
                 Err(day_total) => {
@@ -224,6 +287,9 @@ pub(crate) async fn fetch_page<T: Transport>(
         } else {
             let last_id = chunk.last().expect("room is never zero here").certificate_number.clone();
             cursor = Cursor { after: Some(last_id), ..cursor };
+            // The page is full and ends inside this window: the next page
+            // continues from these rows instead of searching again.
+            cache.keep(key, window);
         }
     }
 }
@@ -452,12 +518,20 @@ impl<T: Transport> Reader<'_, T> {
     }
 
     /// Full documents for `chunk`, several requests in flight, in order.
+    ///
+    /// Requests complete in any order (`buffer_unordered`) and are put back
+    /// in order after: with `buffered`, one slow request (a retry waiting
+    /// out a `Retry-After`) held the seven behind it, so nothing new was
+    /// sent until it returned.
     async fn documents(&mut self, chunk: &[&Summary], day: Date) -> Result<Vec<Certificate>, SourceError> {
-        let results: Vec<Result<Option<String>, SourceError>> = futures::stream::iter(chunk.iter())
-            .map(|s| self.document(&s.certificate_number))
-            .buffered(CONCURRENCY)
+        let this = &*self;
+        let mut numbered: Vec<(usize, Result<Option<String>, SourceError>)> = futures::stream::iter(chunk.iter().enumerate())
+            .map(|(i, s)| async move { (i, this.document(&s.certificate_number).await) })
+            .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        numbered.sort_unstable_by_key(|(i, _)| *i);
+        let results = numbered.into_iter().map(|(_, r)| r);
         let day_text = day.to_string();
         let mut out = Vec::with_capacity(chunk.len());
         for (s, r) in chunk.iter().zip(results) {

@@ -27,6 +27,7 @@ use http_client::{Client, Transport};
 use jiff::civil::Date;
 use std::fmt;
 
+pub use gepbd::WindowCache;
 pub use deltas::{Change, Delta};
 pub use problem::SourceError;
 
@@ -139,9 +140,22 @@ pub async fn fetch_page<T: Transport>(
     credentials: &Credentials,
     request: &PageRequest,
 ) -> Result<Page, SourceError> {
+    fetch_page_with(client, credentials, request, &WindowCache::new()).await
+}
+
+/// [`fetch_page`], continuing from `cache` a GEPBD window the previous page
+/// stopped inside rather than searching it again (see [`WindowCache`]).
+/// Callers that fetch a month page after page keep one cache for all of
+/// them.
+pub async fn fetch_page_with<T: Transport>(
+    client: &Client<T>,
+    credentials: &Credentials,
+    request: &PageRequest,
+    cache: &WindowCache,
+) -> Result<Page, SourceError> {
     check_request(request)?;
     match (request.api.source, credentials) {
-        (Source::Gepbd, Credentials::Gepbd { token }) => gepbd::fetch_page(client, token, request).await,
+        (Source::Gepbd, Credentials::Gepbd { token }) => gepbd::fetch_page(client, token, request, cache).await,
         (Source::Odc, Credentials::Odc { email, api_key }) => {
             odc::fetch_page(client, &odc::basic_auth(email, api_key), request).await
         }

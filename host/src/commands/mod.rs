@@ -2,6 +2,7 @@
 //! components.
 
 pub mod apply_views;
+pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod emulate;
