@@ -142,6 +142,8 @@ fn bench_job(source: Source, api_url: &str, landing: &Path, page_size: u32, budg
         // The bench measures one month's fetch and landing: no earlier
         // month is checked again for late arrivals.
         recheck_months: 0,
+        certificates: true,
+        recommendations: false,
         secrets: Secrets { token: Some(TOKEN.into()), email: Some(EMAIL.into()), api_key: Some(API_KEY.into()), ..Secrets::default() },
         google: GoogleEnv::default(),
     }
