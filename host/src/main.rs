@@ -46,6 +46,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Check a Spin manifest and its components as Spin would load them.
     Check(commands::check::Args),
+    /// Land years of history from the services' bulk ZIP files instead of the API.
+    Backfill(commands::backfill::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
             Command::Schedule(a) => commands::schedule::main(a),
             Command::Serve(a) => commands::serve::main(a).await,
             Command::Check(a) => commands::check::main(a).await,
+            Command::Backfill(a) => commands::backfill::main(a).await,
         }
     });
     match result {
