@@ -182,7 +182,6 @@ pub async fn backfill<S: ObjectStore, R: Remote, L: Log>(
     log: &L,
     o: &Options,
 ) -> Result<Report, BulkError> {
-    let started = Instant::now();
     if o.from_year > o.to_year {
         return Err(BulkError::InvalidInput(format!("from-year {} is after to-year {}", o.from_year, o.to_year)));
     }
@@ -196,6 +195,8 @@ pub async fn backfill<S: ObjectStore, R: Remote, L: Log>(
     let base = json!({"step": "backfill", "dataset": ds.name(), "kind": o.kind.as_str(), "source": o.source.as_str()});
     let fields = |extra: Value| merge(base.clone(), extra);
     let files = remote.files().await?;
+    // Rates are of downloading and landing, not of the service's `…/info`.
+    let started = Instant::now();
     let record = read_record(landing.store(), o.source, o.kind).await?;
     let format = format_name(o.format);
     let same_file = |f: &RemoteFile| unchanged(record.as_ref(), o.format, f);
@@ -473,7 +474,26 @@ impl<S: ObjectStore, L: Log> Run<'_, S, L> {
             let origin = Origin { archive: self.file.name.clone(), entry: header.name.clone() };
             let mut records = Records::new(self.o.format, self.o.kind, origin.clone(), zip.entry(&header))?;
             let mut touched = BTreeSet::new();
-            while let Some(row) = records.next_row()? {
+            loop {
+                let row = match records.next_row() {
+                    Ok(Some(row)) => row,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // A record that cannot be read may be the first
+                        // sign of a damaged archive: the rest of the entry
+                        // (its CRC) tells which, and the root cause wins.
+                        let reader = records.get_mut();
+                        if !reader.failed() {
+                            if let Err(damage) = reader.check_rest() {
+                                return Err(match damage {
+                                    BulkError::Protocol(m) => BulkError::Protocol(format!("{m} (first seen as: {e})")),
+                                    other => other,
+                                });
+                            }
+                        }
+                        return Err(e);
+                    }
+                };
                 let m = row.month();
                 let bytes = base_bytes + records.get_ref().bytes_read();
                 if let Some(y) = year {
@@ -617,7 +637,7 @@ impl<S: ObjectStore, L: Log> Run<'_, S, L> {
         match cursor {
             Some(c) if c.file == self.file.name && c.version == self.file.version() && c.rows == state.rows => {
                 self.landing.open_month(o.source, ds, m).await?;
-                work.note = Some(format!("resumed after {} rows in {} parts", state.rows, state.parts));
+                work.note = Some(format!("resumed after {} rows in {} part(s)", state.rows, state.parts));
                 work.plan = Plan::Land {
                     next_part: state.parts + 1,
                     buffer: Vec::with_capacity(MAX_RECORDS_PER_PART),

@@ -140,6 +140,13 @@ impl<R: Read> Records<R> {
             Records::Csv(r) => r.reader.get_ref(),
         }
     }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        match self {
+            Records::Json(r) => r.input.get_mut(),
+            Records::Csv(r) => r.reader.get_mut(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- JSON

@@ -136,7 +136,7 @@ impl<R: Read> ZipStream<R> {
 
     fn truncated(&self, what: &str) -> BulkError {
         BulkError::Protocol(format!(
-            "{}: truncated: the archive ends {what} (after {} bytes); the download was cut short or the file is \
+            "{}: truncated: the archive ends {what}, at byte {}; the download was cut short or the file is \
              incomplete: run again to download it afresh",
             self.archive,
             self.offset()
@@ -306,6 +306,7 @@ impl<R: Read> ZipStream<R> {
             out: 0,
             consumed: 0,
             done: false,
+            failed: false,
         }
     }
 }
@@ -326,9 +327,26 @@ pub struct EntryReader<'a, R> {
     out: u64,
     consumed: u64,
     done: bool,
+    /// A read failed (the archive is cut short, damaged, or the download broke).
+    failed: bool,
 }
 
 impl<R: Read> EntryReader<'_, R> {
+    /// Whether reading the entry failed at the archive level.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Reads the rest of the entry to its end, checking it: after a record
+    /// that cannot be read, this tells a damaged archive (the CRC or the
+    /// deflate data says so) from an intact file with a bad record.
+    pub fn check_rest(&mut self) -> Result<(), BulkError> {
+        if self.failed || self.done {
+            return Ok(());
+        }
+        io::copy(self, &mut io::sink()).map(|_| ()).map_err(|e| io_to_bulk(e, &self.header.name))
+    }
+
     pub fn name(&self) -> &str {
         &self.header.name
     }
@@ -344,7 +362,7 @@ impl<R: Read> EntryReader<'_, R> {
     }
 
     fn truncated(&self) -> io::Error {
-        let e = self.zip.truncated(&format!("inside {} (after {} bytes of its data)", self.header.name, self.out));
+        let e = self.zip.truncated(&format!("inside {}, {} bytes into its data", self.header.name, self.out));
         fault(io::ErrorKind::UnexpectedEof, e)
     }
 
@@ -413,6 +431,14 @@ impl<R: Read> EntryReader<'_, R> {
 
 impl<R: Read> Read for EntryReader<'_, R> {
     fn read(&mut self, dst: &mut [u8]) -> io::Result<usize> {
+        let r = self.read_inner(dst);
+        self.failed |= r.is_err();
+        r
+    }
+}
+
+impl<R: Read> EntryReader<'_, R> {
+    fn read_inner(&mut self, dst: &mut [u8]) -> io::Result<usize> {
         if self.done || dst.is_empty() {
             return Ok(0);
         }
