@@ -30,6 +30,12 @@ fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).parent().unwrap().to_path_buf();
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-env-changed=DAME_COMPONENTS_DIR");
+    // The embedded warehouse links the prebuilt libduckdb (see
+    // crates/duck-warehouse/build.rs): `dame` and the tests find it by rpath.
+    println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
+    if let Some(dir) = env::var_os("DUCKDB_LIB_DIR") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", Path::new(&dir).display());
+    }
 
     let dir = match env::var_os("DAME_COMPONENTS_DIR") {
         Some(prebuilt) => PathBuf::from(prebuilt),

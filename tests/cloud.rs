@@ -123,7 +123,8 @@ fn lands_and_loads_twice(source: &str, dataset: &str) {
         let l = &j["configuration"]["labels"];
         assert_eq!(l["system"], "dame");
         assert_eq!(l["stage"], "ingest");
-        assert!(["domestic", "display"].contains(&l["kind"].as_str().unwrap()), "{l}");
+        // The change-event (deltas) load is labelled `events`.
+        assert!(["domestic", "display", "events"].contains(&l["kind"].as_str().unwrap()), "{l}");
         assert!(l["month"].as_str().unwrap().starts_with("2021"), "{l}");
     }
 }

@@ -204,6 +204,8 @@ pub struct Job {
     pub request_budget: String,
     /// Seconds after which no new work starts (0: none).
     pub budget_seconds: u32,
+    /// Months before the first that are checked again for late arrivals.
+    pub recheck_months: u32,
     pub secrets: Secrets,
     pub google: GoogleEnv,
 }
@@ -427,6 +429,53 @@ impl App {
         Ok(lease.map(|l| l.holder).filter(|h| is_dead_local_holder(h)))
     }
 
+    /// Publishes the views alone (`dame apply-views`): the apply-views
+    /// component with the warehouse wired as for a run.
+    pub async fn apply_views(
+        &self,
+        warehouse: &WarehouseTarget,
+        landing: &LandingTarget,
+        google: &GoogleEnv,
+    ) -> Result<Vec<crate::bindings::views::exports::dame::epc::views::ViewOutcome>> {
+        let mut values = BTreeMap::new();
+        values.insert("landing".to_string(), match landing {
+            LandingTarget::Folder(p) => p.display().to_string(),
+            LandingTarget::Bucket(b) => b.clone(),
+        });
+        match warehouse {
+            WarehouseTarget::BigQuery { project, dataset, region } => {
+                values.insert("warehouse".into(), "bigquery".into());
+                values.insert("project".into(), project.clone());
+                values.insert("dataset".into(), dataset.clone());
+                values.insert("region".into(), region.clone());
+            }
+            WarehouseTarget::DuckDb(_) => {
+                values.insert("warehouse".into(), "duckdb".into());
+                values.insert("dataset".into(), crate::duck::SCHEMA.into());
+            }
+        }
+        let (resolved, mut caps) = self.prepare(PIPELINE, &values, google)?;
+        if let WarehouseTarget::DuckDb(path) = warehouse {
+            caps.warehouse = Some(crate::duck::open(path, landing)?);
+        }
+        let (_, provider) = self
+            .providers(&resolved, &caps)?
+            .into_iter()
+            .find(|(i, _)| i == "dame:epc/views")
+            .ok_or_else(|| anyhow!("{}: component.pipeline has no dame:epc/views dependency", self.manifest.file))?;
+        let Provider::Component { component, deps, .. } = provider else {
+            bail!("dame:epc/views must be a component");
+        };
+        let (mut store, instance) = self.runtime.instantiate(&component, &deps, &caps, None).await?;
+        let views = crate::bindings::views::ApplyViews::new(&mut store, &instance).ctx("binding apply-views")?;
+        views
+            .dame_epc_views()
+            .call_apply_views(&mut store)
+            .await
+            .ctx("apply-views trapped")?
+            .map_err(|e| anyhow!("{}", crate::bindings::message(&e)))
+    }
+
     /// The landing step alone, for `status` and `reset`.
     pub async fn landing(&self, landing: &LandingTarget) -> Result<(Store<State>, lb::GzipLand)> {
         let mut values = BTreeMap::new();
@@ -470,6 +519,7 @@ fn job_values(job: &Job) -> BTreeMap<String, String> {
         }
         Some(WarehouseTarget::DuckDb(_)) => {
             v.insert("warehouse".into(), "duckdb".into());
+            v.insert("dataset".into(), crate::duck::SCHEMA.into());
         }
         None => {}
     }
@@ -507,9 +557,11 @@ fn options(job: &Job) -> pb::exports::dame::epc::pipeline::Options {
         certificates: true,
         recommendations: false,
         load: job.warehouse.is_some(),
-        views: false,
+        views: job.warehouse.is_some(),
         budget_seconds: job.budget_seconds,
         holder: holder("dame run"),
         stale_lease_holder: None,
+        recheck_months: job.recheck_months,
+        today: std::env::var("DAME_TODAY").ok().filter(|d| !d.trim().is_empty()),
     }
 }

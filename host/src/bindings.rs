@@ -28,3 +28,15 @@ pub fn message(e: &types::Error) -> &str {
         | E::Storage(m) | E::NotAvailable(m) => m,
     }
 }
+
+pub mod views {
+    wasmtime::component::bindgen!({
+        path: ["../wit", "../components/apply-views/wit"],
+        world: "dame:apply-views/apply-views",
+        exports: { default: async },
+        with: {
+            "dame:epc/types": super::pipeline::dame::epc::types,
+            "dame:epc/warehouse": crate::warehouse::bindings::dame::epc::warehouse,
+        },
+    });
+}

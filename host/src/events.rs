@@ -190,6 +190,16 @@ pub async fn follow(mut rx: UnboundedReceiver<String>, display: Display) -> Summ
                 }
                 summary.rows.push(row);
             }
+            "view" => {
+                let ok = v.get("ok").and_then(Value::as_bool).unwrap_or(false);
+                if !ok {
+                    summary.errors.push(format!("{}: {}", s("file"), s("message")));
+                }
+                if display == Display::Human {
+                    let mark = if ok { '✓' } else { '✗' };
+                    bar.suspend(|| eprintln!("{mark} views {:<48} {}", s("file"), s("message")));
+                }
+            }
             _ if level == "WARN" => {
                 summary.warnings += 1;
                 if display == Display::Human {

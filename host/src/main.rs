@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Fetch certificates month by month and land them as gzipped NDJSON.
     Run(commands::run::Args),
+    /// Publish the SQL views over the raw tables (sql/views/*.sql).
+    ApplyViews(commands::apply_views::Args),
     /// Show what is landed, per kind and month.
     Status(commands::status::Args),
     /// Forget a month's checkpoints and data so the next run fetches it again.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(a) => commands::run::main(a).await,
             Command::Status(a) => commands::status::main(a).await,
+            Command::ApplyViews(a) => commands::apply_views::main(a).await,
             Command::Reset(a) => commands::reset::main(a).await,
             Command::Emulate(a) => commands::emulate::main(a).await,
             Command::Demo(a) => commands::demo::main(a).await,

@@ -7,7 +7,7 @@ use crate::runtime::State;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};
 
-mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: ["../wit", "../components/load-month/wit"],
         world: "dame:load-month/load-month",

@@ -96,7 +96,74 @@ fn day(s: &str) -> Result<jiff::civil::Date, types::Error> {
     s.parse().map_err(|_| types::Error::InvalidInput(format!("last day '{s}' is not a date (YYYY-MM-DD)")))
 }
 
+/// The library's page as the WIT record, with this call's counters.
+fn page_out(page: epc_source::Page, client: &Client<WasiTransport>, before: (u64, u64, u64)) -> Page {
+    let (r1, t1, b1) = client.counters().snapshot();
+    let (requests, retries, bytes) = (r1 - before.0, t1 - before.1, b1 - before.2);
+    let mut warnings = page.warnings;
+    if retries > 0 {
+        if let Some(reasons) = client.counters().take_retry_reasons() {
+            warnings.push(format!("retried {retries} request(s): {reasons}"));
+        }
+    }
+    Page {
+        certificates: page.certificates.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+        reported: page.reported,
+        stats: types::Counters { requests: requests as u32, retries: retries as u32, bytes },
+        warnings,
+    }
+}
+
+fn page_request(request: PageRequest) -> Result<epc_source::PageRequest, types::Error> {
+    Ok(epc_source::PageRequest {
+        api: api(request.api)?,
+        kind: request.kind.into(),
+        month: request.month.try_into()?,
+        cursor: request.cursor,
+        page_size: request.page_size,
+        last_day: day(&request.last_day)?,
+    })
+}
+
 impl Guest for FetchPage {
+    fn day_totals(a: types::Api, kind: types::Kind, m: types::Month, last_day: String) -> Result<Vec<(String, u64)>, types::Error> {
+        let request = page_request(PageRequest { api: a, kind, month: m, cursor: None, page_size: 1, last_day })?;
+        let credentials = credentials(request.api.source)?;
+        let client = client()?;
+        let totals = wstd::runtime::block_on(epc_source::day_totals(&client, &credentials, &request)).map_err(error)?;
+        Ok(totals.into_iter().map(|(d, n)| (d.to_string(), n)).collect())
+    }
+
+    fn fetch_days(request: PageRequest, days: Vec<String>, exclude: Vec<String>) -> Result<Page, types::Error> {
+        let request = page_request(request)?;
+        let credentials = credentials(request.api.source)?;
+        let days = days.iter().map(|d| day(d)).collect::<Result<Vec<_>, _>>()?;
+        let exclude = exclude.into_iter().collect();
+        let client = client()?;
+        let before = client.counters().snapshot();
+        let page = wstd::runtime::block_on(epc_source::fetch_days(&client, &credentials, &request, &days, &exclude)).map_err(error)?;
+        Ok(page_out(page, &client, before))
+    }
+
+    fn deltas(a: types::Api, start: String, end: String) -> Result<Vec<types::Delta>, types::Error> {
+        let api = api(a)?;
+        let credentials = credentials(api.source)?;
+        let (start, end) = (day(&start)?, day(&end)?);
+        let client = client()?;
+        let deltas = wstd::runtime::block_on(epc_source::deltas(&client, &credentials, &api, start, end)).map_err(error)?;
+        Ok(deltas
+            .into_iter()
+            .map(|d| {
+                let (event, uprn) = match d.change {
+                    epc_source::Change::Removed => ("removed".to_string(), None),
+                    epc_source::Change::Uprn(u) => ("uprn-changed".to_string(), u),
+                };
+                types::Delta { certificate_number: d.certificate_number, event, uprn, timestamp: d.timestamp }
+            })
+            .collect())
+    }
+
     fn preflight(a: types::Api, kind: types::Kind, last_day: String) -> Result<(), types::Error> {
         let api = api(a)?;
         let credentials = credentials(api.source)?;
@@ -108,36 +175,12 @@ impl Guest for FetchPage {
     }
 
     fn fetch(request: PageRequest) -> Result<Page, types::Error> {
-        let api = api(request.api)?;
-        let credentials = credentials(api.source)?;
-        let page_request = epc_source::PageRequest {
-            api,
-            kind: request.kind.into(),
-            month: request.month.try_into()?,
-            cursor: request.cursor,
-            page_size: request.page_size,
-            last_day: day(&request.last_day)?,
-        };
+        let request = page_request(request)?;
+        let credentials = credentials(request.api.source)?;
         let client = client()?;
-        wstd::runtime::block_on(async {
-            let (r0, t0, b0) = client.counters().snapshot();
-            let page = epc_source::fetch_page(&client, &credentials, &page_request).await.map_err(error)?;
-            let (r1, t1, b1) = client.counters().snapshot();
-            let (requests, retries, bytes) = (r1 - r0, t1 - t0, b1 - b0);
-            let mut warnings = page.warnings;
-            if retries > 0 {
-                if let Some(reasons) = client.counters().take_retry_reasons() {
-                    warnings.push(format!("retried {retries} request(s): {reasons}"));
-                }
-            }
-            Ok(Page {
-                certificates: page.certificates.into_iter().map(Into::into).collect(),
-                next_cursor: page.next_cursor,
-                reported: page.reported,
-                stats: types::Counters { requests: requests as u32, retries: retries as u32, bytes },
-                warnings,
-            })
-        })
+        let before = client.counters().snapshot();
+        let page = wstd::runtime::block_on(epc_source::fetch_page(&client, &credentials, &request)).map_err(error)?;
+        Ok(page_out(page, &client, before))
     }
 }
 

@@ -68,6 +68,7 @@ fn state(s: State) -> MonthState {
         error: s.error,
         load: s.load.map(|l| LoadRecord { job_id: l.job_id, rows: l.rows, loaded_at: l.loaded_at }),
         origin: s.origin,
+        revision: s.revision,
     }
 }
 
@@ -115,7 +116,8 @@ impl Guest for GzipLand {
 
     fn record_load(dataset: types::Dataset, m: types::Month, load: LoadRecord) -> Result<(), types::Error> {
         let (l, m) = (landing()?, month(m)?);
-        let marker = LoadMarker { job_id: load.job_id, rows: load.rows, loaded_at: load.loaded_at };
+        // The landing step stamps the revision the load is of.
+        let marker = LoadMarker { job_id: load.job_id, rows: load.rows, loaded_at: load.loaded_at, revision: 0 };
         block_on(l.record_load(dataset.into(), m, &marker))
     }
 
@@ -132,6 +134,31 @@ impl Guest for GzipLand {
     fn reset_month(dataset: types::Dataset, m: types::Month) -> Result<u32, types::Error> {
         let (l, m) = (landing()?, month(m)?);
         block_on(l.reset_month(dataset.into(), m))
+    }
+
+    fn day_counts(dataset: types::Dataset, m: types::Month) -> Result<Option<Vec<(String, u32)>>, types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        block_on(l.day_counts(dataset.into(), m)).map(|o| o.map(|c| c.into_iter().collect()))
+    }
+
+    fn landed_ids(dataset: types::Dataset, m: types::Month, days: Vec<String>) -> Result<Vec<String>, types::Error> {
+        let (l, m) = (landing()?, month(m)?);
+        let days = days.into_iter().collect();
+        block_on(l.landed_ids(dataset.into(), m, &days)).map(|ids| ids.into_iter().collect())
+    }
+
+    fn land_events(start: String, end: String, events: Vec<types::Delta>) -> Result<u32, types::Error> {
+        let l = landing()?;
+        let events: Vec<_> = events.into_iter().map(|e| (e.certificate_number, e.event, e.uprn, e.timestamp)).collect();
+        block_on(l.land_events(&start, &end, &events))
+    }
+
+    fn events_through() -> Result<Option<String>, types::Error> {
+        block_on(landing()?.events_through())
+    }
+
+    fn event_objects() -> Result<Vec<String>, types::Error> {
+        block_on(landing()?.event_objects())
     }
 
     fn acquire_lease(holder: String, ttl_seconds: u32, stale_holder: Option<String>) -> Result<Lease, types::Error> {

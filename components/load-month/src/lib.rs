@@ -17,12 +17,13 @@ wit_bindgen::generate!({
     path: ["../../wit", "wit"],
     with: {
         "dame:epc/types@0.1.0": epc_bindings::types,
+        "dame:epc/warehouse@0.1.0": epc_bindings::warehouse,
         "wasi:config/store@0.2.0-draft-2024-09-27": epc_bindings::config_store,
     },
     generate_all,
 });
 
-use dame::epc::warehouse as wh;
+use epc_bindings::warehouse as wh;
 use epc_bindings::{landing_error, landing_store, types};
 use epc_model::warehouse::{TableSpec, labels, load_log_table, raw_table, staging_table};
 use epc_model::{Content, Dataset, Layout, Month, MonthStatus};
@@ -32,22 +33,7 @@ use landing::Landing;
 struct LoadMonth;
 
 fn spec(t: &TableSpec) -> wh::TableSpec {
-    wh::TableSpec {
-        name: t.name.clone(),
-        columns: t
-            .columns
-            .iter()
-            .map(|c| wh::Column {
-                name: c.name.into(),
-                data_type: c.data_type.into(),
-                required: c.required,
-                description: c.description.into(),
-            })
-            .collect(),
-        partition_by_month: t.partition_by_month.map(Into::into),
-        cluster_by: t.cluster_by.iter().map(|c| c.to_string()).collect(),
-        description: t.description.clone(),
-    }
+    epc_bindings::table_spec(t)
 }
 
 /// A load id: unique per dataset, month and attempt, made only of
@@ -61,7 +47,7 @@ fn load_id(ds: Dataset, month: Month) -> String {
 /// The month replace: one transaction, written in the SQL both warehouses
 /// accept.
 fn replace_script(ds: Dataset, month: Month, raw: &str, staging: &str, log: &str, load_id: &str, source: &str, rows: u64, reported: u64) -> String {
-    let landed: Vec<&str> = epc_model::warehouse::LANDED_COLUMNS.iter().map(|c| c.name).collect();
+    let landed: Vec<&str> = epc_model::warehouse::LANDED_COLUMNS.iter().map(|c| c.name.as_ref()).collect();
     let cols = landed.join(", ");
     format!(
         "BEGIN TRANSACTION;\n\
@@ -135,9 +121,31 @@ fn load(ds: Dataset, month: Month) -> Result<Loaded, types::Error> {
     outcome
 }
 
+/// Replaces `certificate_events` with every landed change event. The
+/// table exists even with no events, so the views can always join it.
+fn load_events() -> Result<Loaded, types::Error> {
+    let table = epc_model::warehouse::events_table();
+    wh::ensure_table(&spec(&table))?;
+    let landing = Landing::new(landing_store()?);
+    let objects = wstd::runtime::block_on(landing.event_objects()).map_err(landing_error)?;
+    if objects.is_empty() {
+        return Ok(Loaded { job_id: String::new(), rows: 0, table: table.name });
+    }
+    // The job's month label is the month the feed has been read through,
+    // so every ingest job is labelled with a month, as cost reports expect.
+    let through = wstd::runtime::block_on(landing.events_through()).map_err(landing_error)?;
+    let month = through.as_deref().and_then(|d| d.get(..7)).and_then(|m| m.parse().ok());
+    let job = wh::load_objects(&table.name, &objects, &labels("ingest", "events", month))?;
+    Ok(Loaded { job_id: job.id, rows: job.rows, table: table.name })
+}
+
 impl Guest for LoadMonth {
     fn load_month(dataset: types::Dataset, month: types::Month) -> Result<Loaded, types::Error> {
         load(dataset.into(), month.try_into()?)
+    }
+
+    fn load_events() -> Result<Loaded, types::Error> {
+        load_events()
     }
 }
 

@@ -97,5 +97,10 @@ fn options(today: jiff::civil::Date) -> Result<Options, types::Error> {
         budget_seconds,
         holder: config("holder")?.unwrap_or_else(|| "the cron trigger".into()),
         stale_lease_holder: config("stale_lease_holder")?,
+        recheck_months: match config("recheck_months")? {
+            Some(s) => s.trim().parse().map_err(|_| types::Error::InvalidInput(format!("variable recheck_months = {s:?}: a number of months")))?,
+            None => 2,
+        },
+        today: None,
     })
 }

@@ -28,13 +28,17 @@ struct Pipeline;
 
 impl PipelineGuest for Pipeline {
     fn run(options: Options) -> Result<Report, types::Error> {
-        run::run(&options, run::london_today())
+        let today = match &options.today {
+            Some(d) => d.parse().map_err(|_| types::Error::InvalidInput(format!("today '{d}' is not a date (YYYY-MM-DD)")))?,
+            None => run::london_today(),
+        };
+        run::run(&options, today)
     }
 }
 
 impl Guest for Pipeline {
     fn handle_cron_event(metadata: Metadata) -> Result<(), CronError> {
-        cron::handle(metadata.timestamp).map_err(|e| CronError::Other(e.to_string()))
+        cron::handle(metadata.timestamp).map_err(|e| CronError::Other(epc_bindings::Message::message(&e)))
     }
 }
 

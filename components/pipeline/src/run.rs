@@ -1,6 +1,7 @@
 use crate::dame::epc::{fetch_page, landing, load, recs, views};
 use crate::exports::dame::epc::pipeline::{MonthReport, Options, Outcome, Report};
 use crate::log;
+use epc_bindings::Message;
 use epc_bindings::types::{self, Counters, Error};
 use epc_model::{Dataset, Month, MonthRange, Source};
 use serde_json::json;
@@ -68,7 +69,7 @@ impl Guard {
 
     fn release(self) {
         if let Err(e) = landing::release_lease(&self.lease) {
-            log::warn("lease", json!({"step": "lease", "message": format!("could not release the lease: {e}")}));
+            log::warn("lease", json!({"step": "lease", "message": format!("could not release the lease: {}", e.message())}));
         }
     }
 }
@@ -94,14 +95,32 @@ pub fn run(options: &Options, today: jiff::civil::Date) -> Result<Report, Error>
     );
     if options.certificates {
         fetch_page::preflight(&options.api, options.kinds[0], &last_day).inspect_err(|e| {
-            log::error("preflight", json!({"step": "preflight", "reason": e.to_string()}));
+            log::error("preflight", json!({"step": "preflight", "reason": e.message()}));
         })?;
     }
     let mut guard = Guard::acquire(&options.holder, options.stale_lease_holder.as_deref(), options.budget_seconds).inspect_err(|e| {
-        log::error("lease", json!({"step": "lease", "reason": e.to_string()}));
+        log::error("lease", json!({"step": "lease", "reason": e.message()}));
     })?;
     let started = Instant::now();
-    let outcome = run_months(options, &months, &last_day, &mut guard);
+    let outcome = run_months(options, &months, &last_day, &mut guard).and_then(|mut report| {
+        if options.certificates && source == Source::Gepbd {
+            recheck(options, range.start, &last_day, &mut guard, &mut report)?;
+            events(options, range.start, &last_day, &mut guard)?;
+        }
+        if options.views {
+            match guard.check() {
+                // Views failing leave the data loaded: report, do not fail the run.
+                Ok(()) => {
+                    if let Err(e) = apply_views() {
+                        log::error("views", json!({"step": "views", "reason": e.message()}));
+                    }
+                }
+                Err(Stop::Budget) => log::info("views", json!({"step": "views", "outcome": "deferred"})),
+                Err(Stop::Lease(e)) => return Err(e),
+            }
+        }
+        Ok(report)
+    });
     guard.release();
     let report = outcome?;
     let count = |o: Outcome| report.months.iter().filter(|m| m.outcome == o).count();
@@ -158,19 +177,170 @@ fn run_months(options: &Options, months: &[Month], last_day: &str, guard: &mut G
             }
         }
     }
-    if options.views {
-        match guard.check() {
-            // Views failing leave the data loaded: report, do not fail the run.
-            Ok(()) => {
-                if let Err(e) = apply_views() {
-                    log::error("views", json!({"step": "views", "reason": e.to_string()}));
+    Ok(report)
+}
+
+/// Late arrivals: the `recheck_months` months before `start` that are
+/// already landed are compared day by day with the API's counts; days the
+/// API now holds more for are fetched again, and only certificates not
+/// landed yet are added (a new revision of the month, loaded again).
+fn recheck(options: &Options, start: Month, last_day: &str, guard: &mut Guard, report: &mut Report) -> Result<(), Error> {
+    let mut month = start;
+    let mut months = Vec::new();
+    for _ in 0..options.recheck_months {
+        month = month.prev();
+        months.push(month);
+    }
+    for &kind in &options.kinds {
+        let ds = Dataset::certificates(kind.into());
+        for &m in months.iter().rev() {
+            match guard.check() {
+                Ok(()) => {}
+                Err(Stop::Budget) => return Ok(()),
+                Err(Stop::Lease(e)) => return Err(e),
+            }
+            let r = with_retries(ds, m, "recheck", || recheck_month(options, ds, m, last_day))?;
+            if let Some(r) = r {
+                let amended = r.outcome == Outcome::Landed;
+                report.months.push(r);
+                if amended && options.load {
+                    if let Some(l) = with_retries(ds, m, "load", || load_month(ds, m))? {
+                        report.months.push(l);
+                    }
                 }
             }
-            Err(Stop::Budget) => log::info("views", json!({"step": "views", "outcome": "deferred"})),
-            Err(Stop::Lease(e)) => return Err(e),
         }
     }
-    Ok(report)
+    Ok(())
+}
+
+fn recheck_month(options: &Options, ds: Dataset, month: Month, last_day: &str) -> Result<Option<MonthReport>, Error> {
+    let (wds, wmonth) = (types::Dataset::from(ds), types::Month::from(month));
+    let state = landing::read_month(wds, wmonth)?;
+    if !matches!(state.status, landing::MonthStatus::Landed | landing::MonthStatus::Loaded | landing::MonthStatus::Partial) {
+        return Ok(None);
+    }
+    if state.status == landing::MonthStatus::Partial && state.resume_cursor.is_some() {
+        // Still being fetched: the next run's fetch finishes it.
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let Some(counts) = landing::day_counts(wds, wmonth)? else {
+        log::warn("warning", merge(fields(ds, month), json!({"step": "recheck",
+            "message": "landed before daily counts were kept; reset the month to check it for late arrivals"})));
+        return Ok(None);
+    };
+    let counts: std::collections::BTreeMap<String, u32> = counts.into_iter().collect();
+    let totals = fetch_page::day_totals(&options.api, ds.kind.into(), wmonth, last_day)?;
+    let mut requests = totals.len() as u32;
+    let short: Vec<String> = totals
+        .iter()
+        .filter(|(d, n)| *n > counts.get(d).copied().unwrap_or(0) as u64)
+        .map(|(d, _)| d.clone())
+        .collect();
+    let fewer: Vec<&String> = totals.iter().filter(|(d, n)| *n < counts.get(d).copied().unwrap_or(0) as u64).map(|(d, _)| d).collect();
+    if !fewer.is_empty() {
+        log::info("recheck", merge(fields(ds, month), json!({"step": "recheck",
+            "message": format!("the API now counts fewer certificates on {} day(s) than were landed; removals arrive as change events", fewer.len())})));
+    }
+    if short.is_empty() && state.status != landing::MonthStatus::Partial {
+        log::info("month", merge(fields(ds, month), json!({"step": "recheck", "outcome": "skipped", "rows": 0,
+            "requests": requests, "seconds": started.elapsed().as_secs_f64()})));
+        return Ok(None);
+    }
+    let mut exclude = if short.is_empty() { Vec::new() } else { landing::landed_ids(wds, wmonth, &short)? };
+    let first_new = state.parts;
+    let mut part = state.parts;
+    let mut rows = 0u64;
+    let mut bytes = 0u64;
+    if !short.is_empty() {
+        loop {
+            let request = fetch_page::PageRequest {
+                api: options.api.clone(),
+                kind: ds.kind.into(),
+                month: wmonth,
+                cursor: None,
+                page_size: options.page_size,
+                last_day: last_day.to_string(),
+            };
+            let page = fetch_page::fetch_days(&request, &short, &exclude)?;
+            requests += page.stats.requests;
+            if page.certificates.is_empty() {
+                break;
+            }
+            part += 1;
+            exclude.extend(page.certificates.iter().map(|c| c.id.clone()));
+            let landed = landing::land_page(wds, wmonth, part, &page.certificates, &landing::PageInfo {
+                source: options.api.source,
+                next_cursor: None,
+                reported: 0,
+                stats: page.stats,
+            })?;
+            rows += page.certificates.len() as u64;
+            bytes += landed.bytes;
+        }
+    }
+    let state = landing::finish_month(options.api.source, wds, wmonth)?;
+    let millis = started.elapsed().as_millis() as u64;
+    log::info("month", merge(fields(ds, month), json!({"step": "recheck", "outcome": "landed", "rows": rows,
+        "pages": part - first_new, "bytes": bytes, "requests": requests, "seconds": millis as f64 / 1000.0,
+        "message": format!("{rows} late certificate(s) on {} day(s); revision {}", short.len(), state.revision)})));
+    Ok(Some(MonthReport {
+        dataset: wds,
+        month: wmonth,
+        outcome: Outcome::Landed,
+        rows,
+        pages: part - first_new,
+        bytes,
+        requests,
+        retries: 0,
+        millis,
+        message: Some(format!("late arrivals: revision {}", state.revision)),
+    }))
+}
+
+/// Change events: reads GEPBD's feed from where the last run stopped
+/// (or from `start`) through `last_day`, a month at a time, lands each
+/// span, then loads them all when a warehouse is configured.
+fn events(options: &Options, start: Month, last_day: &str, guard: &mut Guard) -> Result<(), Error> {
+    let last: jiff::civil::Date = last_day.parse().map_err(|_| Error::InvalidInput(format!("bad last day {last_day}")))?;
+    let from = match landing::events_through()? {
+        Some(t) => t.parse::<jiff::civil::Date>().map_err(|_| Error::Storage(format!("events read through '{t}'?")))?.tomorrow().expect("in range"),
+        None => start.first_day(),
+    };
+    let started = Instant::now();
+    let mut total = 0u32;
+    let mut day = from;
+    while day <= last {
+        if let Err(stop) = guard.check() {
+            match stop {
+                Stop::Budget => break,
+                Stop::Lease(e) => return Err(e),
+            }
+        }
+        let end = Month::of(day).last_day().min(last);
+        let (s, e) = (day.to_string(), end.to_string());
+        let events = match fetch_page::deltas(&options.api, &s, &e) {
+            Ok(v) => v,
+            Err(err) if !fatal(&err) => {
+                log::error("events", json!({"step": "events", "reason": format!("change events {s} to {e}: {}", err.message())}));
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        total += landing::land_events(&s, &e, &events)?;
+        day = end.tomorrow().expect("in range");
+    }
+    let mut loaded = None;
+    if options.load {
+        match load::load_events() {
+            Ok(l) => loaded = Some(l.rows),
+            Err(e) => log::error("events", json!({"step": "events-load", "reason": e.message()})),
+        }
+    }
+    log::info("events", json!({"step": "events", "from": from.to_string(), "through": last_day, "events": total,
+        "loaded": loaded, "seconds": started.elapsed().as_secs_f64()}));
+    Ok(())
 }
 
 /// Runs a month-level step up to [`STEP_ATTEMPTS`] times. Errors no retry
@@ -191,7 +361,8 @@ fn with_retries(
                     "retry",
                     merge(fields(ds, month), json!({"step": step, "attempt": n, "message": m.message.clone().unwrap_or_default()})),
                 );
-                wstd::runtime::block_on(wstd::task::sleep(wait.into()));
+                // The timer must be made inside the runtime that polls it.
+                wstd::runtime::block_on(async { wstd::task::sleep(wait.into()).await });
                 wait *= 2;
             }
             _ => return Ok(r),
@@ -351,7 +522,7 @@ fn fetch_month(
             Ok(Some(report))
         }
         Err(e) => {
-            let reason = e.to_string();
+            let reason = e.message();
             log::error(
                 "month",
                 merge(fields(ds, month), json!({"step": "fetch", "outcome": "failed", "reason": reason,
@@ -359,7 +530,7 @@ fn fetch_month(
                     "retries": report.retries, "seconds": report.millis as f64 / 1000.0})),
             );
             if let Err(record) = landing::fail_month(wds, wmonth, &reason) {
-                log::error("fail-month", merge(fields(ds, month), json!({"step": "fail-month", "reason": record.to_string()})));
+                log::error("fail-month", merge(fields(ds, month), json!({"step": "fail-month", "reason": record.message()})));
             }
             if fatal(&e) {
                 return Err(e);
@@ -410,7 +581,7 @@ fn step_report(
     let (outcome, rows, stats, message) = match result {
         Ok((rows, stats)) => (if step == "load" { Outcome::Loaded } else { Outcome::Landed }, rows, stats, None),
         Err(e) if fatal(&e) => return Err(e),
-        Err(e) => (Outcome::Failed, 0, Counters { requests: 0, retries: 0, bytes: 0 }, Some(e.to_string())),
+        Err(e) => (Outcome::Failed, 0, Counters { requests: 0, retries: 0, bytes: 0 }, Some(e.message())),
     };
     let level = if message.is_some() { "ERROR" } else { "INFO" };
     log::emit(

@@ -30,13 +30,13 @@ impl From<&epc_model::warehouse::TableSpec> for Table {
                 .columns
                 .iter()
                 .map(|c| Field {
-                    name: c.name.into(),
-                    data_type: c.data_type.into(),
+                    name: c.name.to_string(),
+                    data_type: c.data_type.to_string(),
                     required: c.required,
-                    description: c.description.into(),
+                    description: c.description.to_string(),
                 })
                 .collect(),
-            partition_by_month: s.partition_by_month.map(Into::into),
+            partition_by_month: s.partition_by_month.as_ref().map(|p| p.to_string()),
             cluster_by: s.cluster_by.iter().map(|c| c.to_string()).collect(),
             description: s.description.clone(),
         }

@@ -15,7 +15,29 @@ wit_bindgen::generate!({
 });
 
 pub use dame::epc::types;
+pub use dame::epc::warehouse;
 pub use wasi::config::store as config_store;
+
+/// A table spec of [`epc_model::warehouse`] as the warehouse interface
+/// takes it.
+pub fn table_spec(t: &epc_model::warehouse::TableSpec) -> warehouse::TableSpec {
+    warehouse::TableSpec {
+        name: t.name.clone(),
+        columns: t
+            .columns
+            .iter()
+            .map(|c| warehouse::Column {
+                name: c.name.to_string(),
+                data_type: c.data_type.to_string(),
+                required: c.required,
+                description: c.description.to_string(),
+            })
+            .collect(),
+        partition_by_month: t.partition_by_month.as_ref().map(|p| p.to_string()),
+        cluster_by: t.cluster_by.iter().map(|c| c.to_string()).collect(),
+        description: t.description.clone(),
+    }
+}
 
 use epc_model::{Content, Dataset, InputError, Kind, Month, Source};
 
@@ -118,12 +140,19 @@ impl From<types::Certificate> for epc_model::Certificate {
     }
 }
 
-impl std::fmt::Display for types::Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// The message of an error, without its variant's name: messages already
+/// say what went wrong and what to do. (The generated `Display` prints the
+/// variant too, which is for debugging.)
+pub trait Message {
+    fn message(&self) -> String;
+}
+
+impl Message for types::Error {
+    fn message(&self) -> String {
         use types::Error as E;
         match self {
             E::InvalidInput(m) | E::Unauthorized(m) | E::Unavailable(m) | E::Protocol(m) | E::Conflict(m)
-            | E::Storage(m) | E::NotAvailable(m) => f.write_str(m),
+            | E::Storage(m) | E::NotAvailable(m) => m.clone(),
         }
     }
 }

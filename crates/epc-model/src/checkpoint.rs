@@ -34,6 +34,11 @@ pub struct PartCheckpoint {
     /// `bulk-csv` for a backfill from the bulk files. Absent for the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// Rows by lodgement day (`YYYY-MM-DD`), so later runs can compare a
+    /// month with the API's daily counts without reading its data. Empty
+    /// in checkpoints written before it was kept.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub days: std::collections::BTreeMap<String, u32>,
 }
 
 /// Written once every part has landed.
@@ -48,6 +53,14 @@ pub struct DoneMarker {
     /// As in [`PartCheckpoint::origin`]: the origin of the month's parts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// 1 for the month's first completion; one more each time late
+    /// arrivals are added to it.
+    #[serde(default = "first_revision")]
+    pub revision: u32,
+}
+
+fn first_revision() -> u32 {
+    1
 }
 
 /// Written when an attempt fails; removed when the month completes.
@@ -63,6 +76,9 @@ pub struct LoadMarker {
     pub job_id: String,
     pub rows: u64,
     pub loaded_at: String,
+    /// The done revision that was loaded: a later one needs loading again.
+    #[serde(default = "first_revision")]
+    pub revision: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +126,8 @@ pub struct MonthState {
     /// Where the month's records came from when not the API (`bulk-json`,
     /// `bulk-csv`): the done marker's, else the last part's.
     pub origin: Option<String>,
+    /// The latest done revision (0 before the month was first completed).
+    pub revision: u32,
 }
 
 impl MonthState {
@@ -124,6 +142,9 @@ impl MonthState {
         failed: Option<FailedMarker>,
         load: Option<LoadMarker>,
     ) -> Result<MonthState, String> {
+        // The latest done marker describes the month; parts after it are
+        // late arrivals being added (the month is partial again until the
+        // next revision).
         parts.sort_by_key(|p| p.part);
         for (i, p) in parts.iter().enumerate() {
             if p.part as usize != i + 1 {
@@ -161,7 +182,25 @@ impl MonthState {
             error: None,
             load: None,
             origin: done.as_ref().and_then(|d| d.origin.clone()).or_else(|| last.and_then(|p| p.origin.clone())),
+            revision: done.as_ref().map_or(0, |d| d.revision),
         };
+        let amending = done.as_ref().is_some_and(|d| d.parts < state.parts);
+        if amending {
+            let d = done.as_ref().expect("amending implies a done marker");
+            let first_parts_rows: u64 = parts.iter().take(d.parts as usize).map(|p| p.rows as u64).sum();
+            if first_parts_rows != d.rows {
+                return Err(format!(
+                    "{dataset} {month}: done marker says {} rows in its {} parts but they hold {first_parts_rows}; \
+                     reset the month with `dame reset --kind {} --month {month}`",
+                    d.rows, d.parts, dataset.kind
+                ));
+            }
+            state.fetched_to_end = true;
+            state.resume_cursor = None;
+            state.status = MonthStatus::Partial;
+            state.load = load;
+            return Ok(state);
+        }
         state.status = match (&done, &failed) {
             (Some(d), _) => {
                 if d.parts != state.parts || d.rows != state.rows {
@@ -173,13 +212,12 @@ impl MonthState {
                 }
                 state.fetched_to_end = true;
                 state.resume_cursor = None;
-                match load {
-                    Some(l) => {
-                        state.load = Some(l);
-                        MonthStatus::Loaded
-                    }
-                    None if d.rows == 0 => MonthStatus::NoData,
-                    None => MonthStatus::Landed,
+                let loaded_now = load.as_ref().is_some_and(|l| l.revision >= d.revision);
+                state.load = load;
+                match () {
+                    _ if loaded_now => MonthStatus::Loaded,
+                    _ if d.rows == 0 => MonthStatus::NoData,
+                    _ => MonthStatus::Landed,
                 }
             }
             (None, Some(f)) => {
@@ -190,6 +228,21 @@ impl MonthState {
             (None, None) => MonthStatus::Partial,
         };
         Ok(state)
+    }
+
+    /// Rows by lodgement day, summed over the parts; `None` when a part was
+    /// landed before checkpoints kept them.
+    pub fn day_counts(parts: &[PartCheckpoint]) -> Option<std::collections::BTreeMap<String, u32>> {
+        let mut out = std::collections::BTreeMap::new();
+        for p in parts {
+            if p.days.is_empty() && p.rows > 0 {
+                return None;
+            }
+            for (d, n) in &p.days {
+                *out.entry(d.clone()).or_insert(0) += n;
+            }
+        }
+        Some(out)
     }
 
     /// Whether nothing is left to fetch or land for this month.
@@ -219,6 +272,7 @@ mod tests {
             fetched_bytes: 1000,
             landed_at: "2026-11-27T00:00:00Z".into(),
             origin: None,
+            days: Default::default(),
         }
     }
 
@@ -247,6 +301,7 @@ mod tests {
             reported: rows,
             finished_at: String::new(),
             origin: None,
+            revision: 1,
         };
         assert_eq!(derive(vec![part(1, 5, None)], Some(done(1, 5))).unwrap().status, MonthStatus::Landed);
         assert_eq!(derive(vec![], Some(done(0, 0))).unwrap().status, MonthStatus::NoData);
@@ -266,6 +321,31 @@ mod tests {
         let done = DoneMarker { origin: Some("bulk-json".into()), ..done };
         assert_eq!(derive(vec![p], Some(done)).unwrap().origin.as_deref(), Some("bulk-json"));
         assert_eq!(derive(vec![part(1, 5, None)], None).unwrap().origin, None);
+    }
+
+    #[test]
+    fn late_arrivals_make_a_new_revision_to_load() {
+        let done = |parts, rows, revision| DoneMarker {
+            source: Source::Gepbd,
+            parts,
+            rows,
+            bytes: 0,
+            reported: rows,
+            finished_at: String::new(),
+            origin: None,
+            revision,
+        };
+        let ds = Dataset::certificates(Kind::Domestic);
+        let m: Month = "2021-01".parse().unwrap();
+        let load = |revision| Some(LoadMarker { job_id: "j".into(), rows: 5, loaded_at: String::new(), revision });
+        let one = MonthState::derive(ds, m, vec![part(1, 5, None)], Some(done(1, 5, 1)), None, load(1)).unwrap();
+        assert_eq!(one.status, MonthStatus::Loaded);
+        // A late part lands after the done marker: partial until revision 2.
+        let parts = vec![part(1, 5, None), part(2, 2, None)];
+        let amending = MonthState::derive(ds, m, parts.clone(), Some(done(1, 5, 1)), None, load(1)).unwrap();
+        assert_eq!((amending.status, amending.rows, amending.fetched_to_end), (MonthStatus::Partial, 7, true));
+        let two = MonthState::derive(ds, m, parts, Some(done(2, 7, 2)), None, load(1)).unwrap();
+        assert_eq!((two.status, two.revision), (MonthStatus::Landed, 2), "revision 2 is not loaded yet");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! raw/{dataset}/{YYYYMM}/part-00001.ndjson.gz   gzipped NDJSON, one certificate a line
 //! state/{dataset}/{YYYYMM}/part-00001.json      its checkpoint, written after the data
 //! state/{dataset}/{YYYYMM}/done.json            the month is complete (landed or no-data)
+//! state/{dataset}/{YYYYMM}/done-r2.json         …and again after late arrivals were added
 //! state/{dataset}/{YYYYMM}/failed.json          the last attempt failed, and why
 //! state/{dataset}/{YYYYMM}/load.json            the month was loaded into the warehouse
 //! ```
@@ -18,7 +19,9 @@ use crate::{Dataset, Month};
 pub enum ObjectKind {
     Data { part: u32 },
     Checkpoint { part: u32 },
-    Done,
+    /// A done marker; revision 1 is `done.json`, later ones (after late
+    /// arrivals were added to a complete month) `done-r{n}.json`.
+    Done { revision: u32 },
     Failed,
     Load,
 }
@@ -45,7 +48,14 @@ impl Layout {
     }
 
     pub fn done(dataset: Dataset, month: Month) -> String {
-        format!("{}done.json", Self::state_prefix(dataset, month))
+        Self::done_revision(dataset, month, 1)
+    }
+
+    pub fn done_revision(dataset: Dataset, month: Month, revision: u32) -> String {
+        match revision {
+            0 | 1 => format!("{}done.json", Self::state_prefix(dataset, month)),
+            n => format!("{}done-r{n}.json", Self::state_prefix(dataset, month)),
+        }
     }
 
     pub fn failed(dataset: Dataset, month: Month) -> String {
@@ -73,7 +83,14 @@ impl Layout {
         let kind = match top {
             "raw" => ObjectKind::Data { part: part(file, ".ndjson.gz")? },
             "state" => match file {
-                "done.json" => ObjectKind::Done,
+                "done.json" => ObjectKind::Done { revision: 1 },
+                f if f.starts_with("done-r") && f.ends_with(".json") => {
+                    let n: u32 = f["done-r".len()..f.len() - ".json".len()].parse().ok()?;
+                    if n < 2 {
+                        return None;
+                    }
+                    ObjectKind::Done { revision: n }
+                }
                 "failed.json" => ObjectKind::Failed,
                 "load.json" => ObjectKind::Load,
                 _ => ObjectKind::Checkpoint { part: part(file, ".json")? },
@@ -96,7 +113,9 @@ mod tests {
         assert_eq!(Layout::data(ds, m, 7), "raw/non-domestic/202102/part-00007.ndjson.gz");
         assert_eq!(Layout::parse(&Layout::data(ds, m, 7)), Some((ds, m, ObjectKind::Data { part: 7 })));
         assert_eq!(Layout::parse(&Layout::checkpoint(ds, m, 12)), Some((ds, m, ObjectKind::Checkpoint { part: 12 })));
-        assert_eq!(Layout::parse(&Layout::done(ds, m)), Some((ds, m, ObjectKind::Done)));
+        assert_eq!(Layout::parse(&Layout::done(ds, m)), Some((ds, m, ObjectKind::Done { revision: 1 })));
+        assert_eq!(Layout::parse(&Layout::done_revision(ds, m, 3)), Some((ds, m, ObjectKind::Done { revision: 3 })));
+        assert_eq!(Layout::done_revision(ds, m, 3), "state/non-domestic/202102/done-r3.json");
         let recs = Dataset::recommendations(Kind::Domestic);
         assert_eq!(Layout::parse(&Layout::load(recs, m)), Some((recs, m, ObjectKind::Load)));
     }

@@ -3,14 +3,19 @@
 //! a line of SQL.
 
 use crate::{Content, Dataset, InputError, Month};
+use std::borrow::Cow;
+
+/// Text that is usually a constant of this crate, but may come from a
+/// caller (a table spec received over WIT).
+pub type Text = Cow<'static, str>;
 
 /// One column of a table, in BigQuery's type names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
-    pub name: &'static str,
-    pub data_type: &'static str,
+    pub name: Text,
+    pub data_type: Text,
     pub required: bool,
-    pub description: &'static str,
+    pub description: Text,
 }
 
 /// A table as loading creates it.
@@ -18,13 +23,18 @@ pub struct Column {
 pub struct TableSpec {
     pub name: String,
     pub columns: Vec<Column>,
-    pub partition_by_month: Option<&'static str>,
-    pub cluster_by: Vec<&'static str>,
+    pub partition_by_month: Option<Text>,
+    pub cluster_by: Vec<Text>,
     pub description: String,
 }
 
 const fn col(name: &'static str, data_type: &'static str, required: bool, description: &'static str) -> Column {
-    Column { name, data_type, required, description }
+    Column {
+        name: Cow::Borrowed(name),
+        data_type: Cow::Borrowed(data_type),
+        required,
+        description: Cow::Borrowed(description),
+    }
 }
 
 /// The columns of a landed certificate line (see [`crate::Envelope`]), in
@@ -54,14 +64,14 @@ pub const LOAD_COLUMNS: &[Column] = &[
 /// touch one partition and few blocks.
 pub fn raw_table(dataset: Dataset) -> TableSpec {
     assert_eq!(dataset.content, Content::Certificates, "recommendation tables have their own shape");
-    let mut cluster_by = vec!["certificate_number", "lmk_key"];
+    let mut cluster_by: Vec<Text> = vec!["certificate_number".into(), "lmk_key".into()];
     if dataset.kind == crate::Kind::Domestic {
-        cluster_by.extend(["postcode", "uprn"]);
+        cluster_by.extend(["postcode".into(), "uprn".into()]);
     }
     TableSpec {
         name: dataset.raw_table(),
         columns: LANDED_COLUMNS.iter().chain(LOAD_COLUMNS).cloned().collect(),
-        partition_by_month: Some("lodgement_date"),
+        partition_by_month: Some("lodgement_date".into()),
         cluster_by,
         description: format!("Raw {} certificates as landed by dame-epc, one row per certificate", dataset.kind),
     }
@@ -94,6 +104,25 @@ pub fn load_log_table() -> TableSpec {
         partition_by_month: None,
         cluster_by: vec![],
         description: "dame-epc: one row per month loaded".into(),
+    }
+}
+
+/// Change events from GEPBD's feed: removals and UPRN changes, which the
+/// views apply over the raw tables.
+pub fn events_table() -> TableSpec {
+    TableSpec {
+        name: "certificate_events".into(),
+        columns: vec![
+            col("certificate_number", "STRING", true, "The certificate the event is about"),
+            col("event_type", "STRING", true, "removed or uprn-changed"),
+            col("uprn", "STRING", false, "The certificate's UPRN after an uprn-changed event"),
+            col("event_timestamp", "STRING", true, "When it happened, as the API gives it (RFC 3339)"),
+            col("landed_object", "STRING", true, "The landing-store object the event was loaded from"),
+            col("landed_at", "TIMESTAMP", true, "When the event was landed"),
+        ],
+        partition_by_month: None,
+        cluster_by: vec!["certificate_number".into()],
+        description: "dame-epc: change events (deltas) from the GEPBD register".into(),
     }
 }
 
@@ -170,7 +199,7 @@ mod tests {
     fn raw_tables_partition_and_cluster_as_asked() {
         let t = raw_table(Dataset::certificates(Kind::Domestic));
         assert_eq!(t.name, "domestic_raw_json");
-        assert_eq!(t.partition_by_month, Some("lodgement_date"));
+        assert_eq!(t.partition_by_month.as_deref(), Some("lodgement_date"));
         assert_eq!(t.cluster_by, ["certificate_number", "lmk_key", "postcode", "uprn"]);
         assert_eq!(raw_table(Dataset::certificates(Kind::Display)).cluster_by.len(), 2);
         assert!(t.columns.iter().any(|c| c.name == "record" && c.data_type == "JSON"));

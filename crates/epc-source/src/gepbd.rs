@@ -127,8 +127,6 @@ struct Summary {
 #[serde(rename_all = "camelCase")]
 struct Pagination {
     total_records: u64,
-    #[serde(default)]
-    total_pages: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +228,78 @@ pub(crate) async fn fetch_page<T: Transport>(
     }
 }
 
+/// The API's count for each day of the month up to `last_day`: one
+/// search per day, asking for a single row.
+pub(crate) async fn day_totals<T: Transport>(
+    client: &Client<T>,
+    token: &str,
+    request: &PageRequest,
+) -> Result<Vec<(Date, u64)>, SourceError> {
+    let reader = Reader { client, token, api: &request.api, kind: request.kind, page_size: 1, warnings: Vec::new() };
+    let last = request.month.last_day().min(request.last_day);
+    let mut day = request.month.first_day();
+    let mut out = Vec::new();
+    while day <= last {
+        let total = reader.search(day, None, 1).await?.map_or(0, |p| p.pagination.total_records);
+        out.push((day, total));
+        day = day.tomorrow().expect("dates stay in range");
+    }
+    Ok(out)
+}
+
+/// Certificates of `days` not in `exclude`, at most a part's worth: what
+/// arrived late for days already landed. The caller lands them, adds
+/// them to `exclude` and asks again until nothing is left.
+pub(crate) async fn fetch_days<T: Transport>(
+    client: &Client<T>,
+    token: &str,
+    request: &PageRequest,
+    days: &[Date],
+    exclude: &std::collections::BTreeSet<String>,
+) -> Result<Page, SourceError> {
+    let mut reader = Reader {
+        client,
+        token,
+        api: &request.api,
+        kind: request.kind,
+        page_size: request.page_size,
+        warnings: Vec::new(),
+    };
+    let mut certificates = Vec::new();
+    for &day in days {
+        if !request.month.contains(day) || day > request.last_day {
+            return Err(SourceError::InvalidInput(format!("day {day} is outside {} or not over yet", request.month)));
+        }
+        let rows = match reader.single_page(day).await? {
+            Ok(w) => w.rows,
+            Err(day_total) => {
+                let mut rows = BTreeMap::new();
+                let mut band_sum = 0;
+                for b in BANDS {
+                    let w = reader.whole_window(day, Some(b)).await?;
+                    band_sum += w.total;
+                    rows.extend(w.rows);
+                }
+                if band_sum < day_total {
+                    let w = reader.whole_window(day, None).await?;
+                    rows.extend(w.rows);
+                }
+                rows
+            }
+        };
+        let pending: Vec<&Summary> = rows.values().filter(|s| !exclude.contains(s.certificate_number.trim())).collect();
+        let room = MAX_RECORDS_PER_PART - certificates.len();
+        let chunk = &pending[..pending.len().min(room)];
+        if !chunk.is_empty() {
+            certificates.extend(reader.documents(chunk, day).await?);
+        }
+        if certificates.len() >= MAX_RECORDS_PER_PART {
+            break;
+        }
+    }
+    Ok(Page { certificates, next_cursor: None, reported: 0, warnings: reader.warnings })
+}
+
 pub(crate) async fn preflight<T: Transport>(
     client: &Client<T>,
     token: &str,
@@ -263,14 +333,17 @@ impl<T: Transport> Reader<'_, T> {
             url.push_str(&format!("&{}={b}", encode("eff_rating[]")));
         }
         let what = format!("{} search for {day}{}", self.kind, band.map(|b| format!(" band {b}")).unwrap_or_default());
-        let response = self.client.send(&self.auth(Request::get(url))).await?;
-        match response.status {
+        crate::fetch_and_read(self.client, &self.auth(Request::get(url)), |response| match response.status {
             200 => serde_json::from_slice(&response.body)
                 .map(Some)
                 .map_err(|e| SourceError::Protocol(format!("{what}: unreadable response ({e})"))),
             404 => Ok(None),
-            _ => Err(unexpected(&what, &response)),
-        }
+            // Asking past the last page (the count moved since page 1): no
+            // more rows, not a bad request.
+            400 if page > 1 && crate::problem::api_message(response).contains("out of range") => Ok(None),
+            _ => Err(unexpected(&what, response)),
+        })
+        .await
     }
 
     /// The whole day when it fits in one page, or else the day's total.
@@ -278,8 +351,11 @@ impl<T: Transport> Reader<'_, T> {
         let Some(first) = self.search(day, None, 1).await? else {
             return Ok(Ok(WindowRows { total: 0, rows: BTreeMap::new() }));
         };
-        if first.pagination.total_records > self.page_size as u64 {
-            return Ok(Err(first.pagination.total_records));
+        // A full page may be the first of several whatever the count says
+        // (counts can be stale): only a page with room to spare is known to
+        // hold the whole day.
+        if first.pagination.total_records > self.page_size as u64 || first.data.len() >= self.page_size as usize {
+            return Ok(Err(first.pagination.total_records.max(first.data.len() as u64)));
         }
         let total = first.pagination.total_records;
         let mut rows = self.keep(day, first.data);
@@ -301,14 +377,25 @@ impl<T: Transport> Reader<'_, T> {
         let Some(first) = self.search(day, band, 1).await? else {
             return Ok(WindowRows { total: 0, rows: BTreeMap::new() });
         };
-        let total = first.pagination.total_records;
-        let pages = first.pagination.total_pages.max(total.div_ceil(self.page_size as u64)).max(1);
+        let page_size = self.page_size as usize;
+        let mut total = first.pagination.total_records;
+        let mut last_full = first.data.len() >= page_size;
         let mut rows = self.keep(day, first.data);
         let mut next_page = 2;
         for _pass in 0..MAX_PASSES {
-            while next_page <= pages && (rows.len() as u64) < total {
+            // A pass goes on while the count says there is more, or while
+            // pages come back full (a count can be stale).
+            loop {
+                let pages = total.div_ceil(self.page_size as u64).max(1);
+                if (next_page > pages && !last_full) || (rows.len() as u64 >= total && !last_full) {
+                    break;
+                }
                 match self.search(day, band, next_page).await? {
-                    Some(p) => rows.extend(self.keep(day, p.data)),
+                    Some(p) => {
+                        total = total.max(p.pagination.total_records);
+                        last_full = p.data.len() >= page_size;
+                        rows.extend(self.keep(day, p.data));
+                    }
                     None => break,
                 }
                 next_page += 1;
@@ -317,6 +404,7 @@ impl<T: Transport> Reader<'_, T> {
                 break;
             }
             next_page = 1;
+            last_full = true;
         }
         let window = band.map(Window::Band).unwrap_or(Window::Day);
         if band.is_some() {
@@ -392,9 +480,8 @@ impl<T: Transport> Reader<'_, T> {
 
     async fn document(&self, number: &str) -> Result<Option<String>, SourceError> {
         let url = format!("{}/api/certificate?certificate_number={}", self.api.base_url, encode(number.trim()));
-        let response = self.client.send(&self.auth(Request::get(url))).await?;
         let what = format!("certificate {number}");
-        match response.status {
+        crate::fetch_and_read(self.client, &self.auth(Request::get(url)), |response| match response.status {
             200 => {
                 #[derive(Deserialize)]
                 struct Wrapped<'a> {
@@ -406,8 +493,9 @@ impl<T: Transport> Reader<'_, T> {
                 Ok(Some(compact(wrapped.data.get())))
             }
             404 => Ok(None),
-            _ => Err(unexpected(&what, &response)),
-        }
+            _ => Err(unexpected(&what, response)),
+        })
+        .await
     }
 }
 

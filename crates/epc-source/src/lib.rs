@@ -15,6 +15,7 @@
 //! - [`odc`]: the retired Open Data Communities API: one month window paged
 //!   with `search-after`.
 
+mod deltas;
 pub mod gepbd;
 pub mod odc;
 mod problem;
@@ -25,6 +26,7 @@ use http_client::{Client, Transport};
 use jiff::civil::Date;
 use std::fmt;
 
+pub use deltas::{Change, Delta};
 pub use problem::SourceError;
 
 /// An EPC API to read from.
@@ -146,6 +148,55 @@ pub async fn fetch_page<T: Transport>(
     }
 }
 
+/// GEPBD's change events between two days (inclusive): removals and UPRN
+/// changes, each UPRN change with the certificate's current UPRN.
+pub async fn deltas<T: Transport>(
+    client: &Client<T>,
+    credentials: &Credentials,
+    api: &Api,
+    start: Date,
+    end: Date,
+) -> Result<Vec<Delta>, SourceError> {
+    if start > end {
+        return Err(SourceError::InvalidInput(format!("deltas from {start} to {end}: the range is reversed")));
+    }
+    match credentials {
+        Credentials::Gepbd { token } if api.source == Source::Gepbd => deltas::deltas(client, token, api, start, end).await,
+        _ => Err(SourceError::InvalidInput("change events (deltas) exist in GEPBD only".into())),
+    }
+}
+
+/// The API's count of certificates for each day of the month (GEPBD):
+/// what a month already landed is compared with to find late arrivals.
+pub async fn day_totals<T: Transport>(
+    client: &Client<T>,
+    credentials: &Credentials,
+    request: &PageRequest,
+) -> Result<Vec<(Date, u64)>, SourceError> {
+    match credentials {
+        Credentials::Gepbd { token } if request.api.source == Source::Gepbd => gepbd::day_totals(client, token, request).await,
+        _ => Err(SourceError::InvalidInput("late arrivals are checked against GEPBD's daily counts only".into())),
+    }
+}
+
+/// Certificates of `days` that are not in `exclude` (GEPBD), at most one
+/// part's worth; see [`day_totals`].
+pub async fn fetch_days<T: Transport>(
+    client: &Client<T>,
+    credentials: &Credentials,
+    request: &PageRequest,
+    days: &[Date],
+    exclude: &std::collections::BTreeSet<String>,
+) -> Result<Page, SourceError> {
+    check_request(request)?;
+    match credentials {
+        Credentials::Gepbd { token } if request.api.source == Source::Gepbd => {
+            gepbd::fetch_days(client, token, request, days, exclude).await
+        }
+        _ => Err(SourceError::InvalidInput("late arrivals are fetched from GEPBD only".into())),
+    }
+}
+
 /// One cheap authenticated request that changes nothing, so that bad
 /// credentials or an unreachable API stop a job before it writes anything.
 pub async fn preflight<T: Transport>(
@@ -178,6 +229,32 @@ fn check_request(r: &PageRequest) -> Result<(), SourceError> {
         )));
     }
     Ok(())
+}
+
+/// How many times an answer that arrived but cannot be read (cut short,
+/// not JSON, not UTF-8: a proxy or server failing mid-body) is asked for
+/// again before the page fails. The HTTP client retries statuses and
+/// broken connections; this covers bodies that came whole but wrong.
+const UNREADABLE_ATTEMPTS: u32 = 4;
+
+/// Sends `request` and reads the answer with `read`, asking again when it
+/// cannot be read.
+pub(crate) async fn fetch_and_read<T, C: Transport>(
+    client: &Client<C>,
+    request: &http_client::Request,
+    mut read: impl FnMut(&http_client::Response) -> Result<T, SourceError>,
+) -> Result<T, SourceError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let response = client.send(request).await?;
+        match read(&response) {
+            Err(SourceError::Protocol(_)) if attempt < UNREADABLE_ATTEMPTS && response.status == 200 => {
+                client.transport().sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Percent-encodes a query value.

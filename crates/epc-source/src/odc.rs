@@ -38,23 +38,27 @@ pub(crate) async fn fetch_page<T: Transport>(
         url.push_str(&format!("&search-after={}", encode(after)));
     }
     let what = format!("{} search for {m}", request.kind);
-    let response = send(client, auth, url).await?;
-    if response.status != 200 {
-        return Err(unexpected(&what, &response));
-    }
-    if response.body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Page::default());
-    }
-    let mut page = Page::default();
-    page.certificates = rows(&response, request, &mut page.warnings)?;
-    // The header is the only sign of more pages; an empty page ends the
-    // month whatever the header says, so a misbehaving server cannot loop us.
-    page.next_cursor = response
-        .header("x-next-search-after")
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && !page.certificates.is_empty())
-        .map(str::to_string);
-    Ok(page)
+    let get = Request::get(url).header("Authorization", auth).header("Accept", "application/json");
+    crate::fetch_and_read(client, &get, |response| {
+        if response.status != 200 {
+            return Err(unexpected(&what, response));
+        }
+        if response.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Page::default());
+        }
+        let mut page = Page::default();
+        page.certificates = rows(response, request, &mut page.warnings)?;
+        // The header is the only sign of more pages; an empty page ends the
+        // month whatever the header says, so a misbehaving server cannot
+        // loop us.
+        page.next_cursor = response
+            .header("x-next-search-after")
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && !page.certificates.is_empty())
+            .map(str::to_string);
+        Ok(page)
+    })
+    .await
 }
 
 pub(crate) async fn preflight<T: Transport>(

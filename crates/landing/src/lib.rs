@@ -16,6 +16,7 @@
 //! Storage over its JSON API ([`GcsStore`]).
 
 mod any;
+mod events;
 mod fs;
 mod lease;
 mod gcs;
@@ -24,6 +25,7 @@ mod protocol;
 mod store;
 
 pub use any::AnyStore;
+pub use events::EventLine;
 pub use fs::FsStore;
 pub use lease::{Lease, RunRecord};
 pub use gcs::{GCS_BASE_URL, GcsLocation, GcsStore};

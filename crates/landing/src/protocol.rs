@@ -73,7 +73,8 @@ impl<S: ObjectStore> Landing<S> {
 
     /// The month's state from its state objects, given their keys.
     async fn state_from(&self, dataset: Dataset, month: Month, keys: &[String]) -> Result<MonthState, LandingError> {
-        let (mut parts, mut done, mut failed, mut load) = (Vec::new(), None, None, None);
+        let (mut parts, mut done, mut failed, mut load) = (Vec::new(), None::<DoneMarker>, None, None);
+        let mut latest_revision = 0;
         for key in keys {
             match Layout::parse(key) {
                 Some((d, m, kind)) if d == dataset && m == month => match kind {
@@ -82,7 +83,15 @@ impl<S: ObjectStore> Landing<S> {
                             parts.push(p);
                         }
                     }
-                    ObjectKind::Done => done = self.read_json::<DoneMarker>(key).await?,
+                    // Only the latest revision describes the month.
+                    ObjectKind::Done { revision } if revision > latest_revision => {
+                        if let Some(mut marker) = self.read_json::<DoneMarker>(key).await? {
+                            marker.revision = revision;
+                            done = Some(marker);
+                            latest_revision = revision;
+                        }
+                    }
+                    ObjectKind::Done { .. } => {}
                     ObjectKind::Failed => failed = self.read_json::<FailedMarker>(key).await?,
                     ObjectKind::Load => load = self.read_json::<LoadMarker>(key).await?,
                     ObjectKind::Data { .. } => {}
@@ -146,6 +155,10 @@ impl<S: ObjectStore> Landing<S> {
         }
         let object = Layout::data(dataset, month, number);
         let landed_at = now();
+        let mut days = std::collections::BTreeMap::new();
+        for r in records {
+            *days.entry(r.lodgement_date.clone()).or_insert(0u32) += 1;
+        }
         let bytes = encode_part(source, dataset.kind, &object, &landed_at, records).map_err(LandingError::Invalid)?;
         if !self.store.put_new(&object, &bytes, "application/gzip").await? {
             return Err(LandingError::Conflict(format!(
@@ -168,6 +181,7 @@ impl<S: ObjectStore> Landing<S> {
             fetched_bytes: info.fetched_bytes,
             landed_at,
             origin: info.origin,
+            days,
         };
         let key = Layout::checkpoint(dataset, month, number);
         if !self.store.put_new(&key, &json(&checkpoint), "application/json").await? {
@@ -187,6 +201,7 @@ impl<S: ObjectStore> Landing<S> {
         if state.is_complete() {
             return Ok(state);
         }
+        let revision = state.revision + 1;
         let done = DoneMarker {
             source: state.source.unwrap_or(source),
             parts: state.parts,
@@ -195,8 +210,9 @@ impl<S: ObjectStore> Landing<S> {
             reported: state.reported,
             finished_at: now(),
             origin: state.origin.clone(),
+            revision,
         };
-        let key = Layout::done(dataset, month);
+        let key = Layout::done_revision(dataset, month, revision);
         if !self.store.put_new(&key, &json(&done), "application/json").await? {
             return Err(LandingError::Conflict(format!("{key} was written by another run meanwhile")));
         }
@@ -209,9 +225,61 @@ impl<S: ObjectStore> Landing<S> {
         Ok(self.store.put(&Layout::failed(dataset, month), &json(&marker), "application/json").await?)
     }
 
-    /// Records a warehouse load; only called once the job succeeded.
+    /// Records a warehouse load of the month as it stands (its current
+    /// done revision); only called once the job succeeded.
     pub async fn record_load(&self, dataset: Dataset, month: Month, load: &LoadMarker) -> Result<(), LandingError> {
-        Ok(self.store.put(&Layout::load(dataset, month), &json(load), "application/json").await?)
+        let state = self.read_month(dataset, month).await?;
+        let load = LoadMarker { revision: state.revision.max(1), ..load.clone() };
+        Ok(self.store.put(&Layout::load(dataset, month), &json(&load), "application/json").await?)
+    }
+
+    /// The month's part checkpoints, in order.
+    async fn parts(&self, dataset: Dataset, month: Month) -> Result<Vec<PartCheckpoint>, LandingError> {
+        let mut parts = Vec::new();
+        for key in self.store.list(&Layout::state_prefix(dataset, month)).await? {
+            if let Some((_, _, ObjectKind::Checkpoint { .. })) = Layout::parse(&key) {
+                if let Some(p) = self.read_json::<PartCheckpoint>(&key).await? {
+                    parts.push(p);
+                }
+            }
+        }
+        parts.sort_by_key(|p| p.part);
+        Ok(parts)
+    }
+
+    /// Rows landed per lodgement day; `None` if some part predates the
+    /// daily counts.
+    pub async fn day_counts(&self, dataset: Dataset, month: Month) -> Result<Option<BTreeMap<String, u32>>, LandingError> {
+        Ok(MonthState::day_counts(&self.parts(dataset, month).await?))
+    }
+
+    /// The identifiers landed for the given days, read from the parts that
+    /// hold those days.
+    pub async fn landed_ids(&self, dataset: Dataset, month: Month, days: &BTreeSet<String>) -> Result<BTreeSet<String>, LandingError> {
+        use std::io::Read;
+        let mut ids = BTreeSet::new();
+        for p in self.parts(dataset, month).await? {
+            if !p.days.is_empty() && !p.days.keys().any(|d| days.contains(d)) {
+                continue;
+            }
+            let Some(bytes) = self.store.get(&p.object).await? else {
+                return Err(LandingError::Damaged(format!("{} is named by its checkpoint but missing", p.object)));
+            };
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .map_err(|e| LandingError::Damaged(format!("{}: {e}", p.object)))?;
+            for line in text.lines() {
+                let e: epc_model::Envelope = serde_json::from_str(line)
+                    .map_err(|e| LandingError::Damaged(format!("{}: a line is not an envelope ({e})", p.object)))?;
+                if days.contains(e.lodgement_date) {
+                    if let Some(id) = e.certificate_number.or(e.lmk_key) {
+                        ids.insert(id.to_string());
+                    }
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Every month with anything in the store, by dataset and month.

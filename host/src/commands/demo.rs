@@ -38,11 +38,12 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         kinds: Kind::ALL.to_vec(),
         range,
         landing: LandingTarget::parse(&a.landing)?,
-        warehouse: None,
+        warehouse: super::run::warehouse_target(None, "europe-west2", &LandingTarget::parse(&a.landing)?)?,
         page_size: 5000,
         // The local emulator has no rate limit to respect.
         request_budget: "100000/1s".into(),
         budget_seconds: 0,
+        recheck_months: 2,
         secrets: Secrets {
             token: Some("demo-token".into()),
             email: Some("demo@example.org".into()),

@@ -2,6 +2,7 @@
 //! components.
 
 pub mod backfill;
+pub mod apply_views;
 pub mod check;
 pub mod demo;
 pub mod emulate;
@@ -14,8 +15,12 @@ pub mod status;
 use anyhow::Result;
 use epc_model::{Month, MonthRange};
 
-/// Today in London, where the API's days begin and end.
+/// Today in London, where the API's days begin and end; `DAME_TODAY`
+/// (`YYYY-MM-DD`) replaces it, to replay a past day or in tests.
 pub fn london_today() -> jiff::civil::Date {
+    if let Some(d) = std::env::var("DAME_TODAY").ok().and_then(|d| d.trim().parse().ok()) {
+        return d;
+    }
     jiff::Timestamp::now().to_zoned(crate::schedule::london()).date()
 }
 

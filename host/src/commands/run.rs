@@ -25,7 +25,8 @@ pub struct Args {
     /// Landing folder, or gs://BUCKET[/PREFIX].
     #[arg(long, default_value = "./data")]
     pub landing: String,
-    /// Where landed months are loaded: duckdb:FILE or bigquery:PROJECT.DATASET.
+    /// Where landed months are loaded: duckdb:FILE (default: epc.duckdb in
+    /// the landing folder), bigquery:PROJECT.DATASET, or none.
     #[arg(long)]
     pub warehouse: Option<String>,
     /// BigQuery location for the dataset.
@@ -38,6 +39,10 @@ pub struct Args {
     /// 6,000 per 5 minutes).
     #[arg(long, default_value = "5760/300s")]
     pub request_budget: String,
+    /// How many months before the first are checked again for late
+    /// arrivals (GEPBD).
+    #[arg(long, default_value_t = 2)]
+    pub recheck_months: u32,
     /// Stop starting new work after this many seconds; the rest is
     /// deferred to the next run (0: no limit).
     #[arg(long, default_value_t = 0)]
@@ -48,6 +53,27 @@ pub struct Args {
     /// A Spin manifest to run instead of the built-in spin.toml.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
+}
+
+/// The warehouse asked for: by default an embedded DuckDB file beside a
+/// landing folder (none for a bucket: BigQuery must be named), `none` for
+/// landing only.
+pub fn warehouse_target(flag: Option<&str>, region: &str, landing: &LandingTarget) -> Result<Option<WarehouseTarget>> {
+    let warehouse = match (flag, landing) {
+        (Some("none"), _) => None,
+        (Some(w), _) => Some(WarehouseTarget::parse(w, region)?),
+        (None, LandingTarget::Folder(dir)) => Some(WarehouseTarget::DuckDb(dir.join("epc.duckdb"))),
+        (None, LandingTarget::Bucket(_)) => None,
+    };
+    match (&warehouse, landing) {
+        (Some(WarehouseTarget::BigQuery { .. }), LandingTarget::Folder(_)) => {
+            bail!("BigQuery loads from Cloud Storage: with --warehouse bigquery:…, land in a bucket (--landing gs://BUCKET)")
+        }
+        (Some(WarehouseTarget::DuckDb(_)), LandingTarget::Bucket(_)) => {
+            bail!("the DuckDB warehouse loads from a landing folder: with --landing gs://…, use --warehouse bigquery:PROJECT.DATASET")
+        }
+        _ => Ok(warehouse),
+    }
 }
 
 /// Checks every flag before anything runs, so bad input stops with one line
@@ -68,14 +94,11 @@ pub fn job(a: &Args, secrets: Secrets) -> Result<Job> {
         let bucket = url.trim_start_matches("gs://").split('/').next().unwrap_or("");
         epc_model::warehouse::check_bucket(bucket)?;
     }
-    let warehouse = a.warehouse.as_deref().map(|w| WarehouseTarget::parse(w, &a.region)).transpose()?;
-    if matches!(warehouse, Some(WarehouseTarget::BigQuery { .. })) && !matches!(landing, LandingTarget::Bucket(_)) {
-        bail!("BigQuery loads from Cloud Storage: with --warehouse bigquery:…, land in a bucket (--landing gs://BUCKET)");
-    }
+    let warehouse = warehouse_target(a.warehouse.as_deref(), &a.region, &landing)?;
     secrets.check(source)?;
     let google = GoogleEnv::from_env()?;
     http_client::RequestBudget::parse(&a.request_budget).map_err(|e| anyhow::anyhow!("--request-budget: {e}"))?;
-    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, request_budget: a.request_budget.clone(), budget_seconds: a.budget, secrets, google })
+    Ok(Job { source, api_url, kinds, range, landing, warehouse, page_size: a.page_size, request_budget: a.request_budget.clone(), budget_seconds: a.budget, recheck_months: a.recheck_months, secrets, google })
 }
 
 pub async fn main(a: Args) -> Result<ExitCode> {
