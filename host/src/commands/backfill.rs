@@ -59,7 +59,8 @@ pub struct Args {
     #[arg(long, default_value = "./data")]
     pub landing: String,
     /// Load the months landed into duckdb:FILE or bigquery:PROJECT.DATASET
-    /// afterwards.
+    /// afterwards, or `none` (default: FOLDER/epc.duckdb for a landing
+    /// folder, none for a bucket, as `dame run`).
     #[arg(long)]
     pub warehouse: Option<String>,
     /// BigQuery location for the dataset.
@@ -132,10 +133,9 @@ pub fn plan(a: &Args, secrets: Secrets) -> Result<Plan> {
         let bucket = url.trim_start_matches("gs://").split('/').next().unwrap_or("");
         epc_model::warehouse::check_bucket(bucket)?;
     }
-    let warehouse = a.warehouse.as_deref().map(|w| WarehouseTarget::parse(w, &a.region)).transpose()?;
-    if matches!(warehouse, Some(WarehouseTarget::BigQuery { .. })) && !matches!(landing, LandingTarget::Bucket(_)) {
-        bail!("BigQuery loads from Cloud Storage: with --warehouse bigquery:…, land in a bucket (--landing gs://BUCKET)");
-    }
+    // The same default as `dame run`: a landing folder loads into the DuckDB
+    // file beside it, so backfilled months end where fetched months do.
+    let warehouse = super::run::warehouse_target(a.warehouse.as_deref(), &a.region, &landing)?;
     secrets.check(source)?;
     let google = GoogleEnv::from_env()?;
     Ok(Plan { source, api_url, kinds, format, from_year, to_year, replace: a.replace, landing, warehouse, secrets, google })
@@ -347,17 +347,27 @@ pub async fn execute(app: &App, p: &Plan, display: Display) -> Result<ExitCode> 
 }
 
 fn landed_months(r: &BackfillReport) -> impl Iterator<Item = Month> + '_ {
-    r.months
-        .iter()
-        .filter(|m| matches!(m.outcome, BulkOutcome::Landed | BulkOutcome::Replaced))
-        .filter_map(|m| Month::new(m.month.year, m.month.month).ok())
+    months_of(r, |o| matches!(o, BulkOutcome::Landed | BulkOutcome::Replaced))
 }
 
-/// Loads the months the backfill landed, through the pipeline with only
-/// its load step on; returns how many loads failed.
+/// Months of the file that may wait for a load: those landed now, and
+/// those left alone, which a run stopped by a fault (or one with
+/// `--warehouse none`) may have landed without loading. The load step
+/// itself passes over months already loaded.
+fn loadable_months(r: &BackfillReport) -> impl Iterator<Item = Month> + '_ {
+    months_of(r, |o| o != BulkOutcome::NotOver)
+}
+
+fn months_of<'a>(r: &'a BackfillReport, keep: impl Fn(BulkOutcome) -> bool + 'a) -> impl Iterator<Item = Month> + 'a {
+    r.months.iter().filter(move |m| keep(m.outcome)).filter_map(|m| Month::new(m.month.year, m.month.month).ok())
+}
+
+/// Loads the months of the files that are landed and not loaded, through
+/// the pipeline with only its load (and views) steps on; returns how many
+/// loads failed.
 async fn load(app: &App, p: &Plan, w: &WarehouseTarget, reports: &[(Kind, BackfillReport)], display: Display) -> Result<usize> {
-    let kinds: Vec<Kind> = reports.iter().filter(|(_, r)| landed_months(r).next().is_some()).map(|(k, _)| *k).collect();
-    let months: Vec<Month> = reports.iter().flat_map(|(_, r)| landed_months(r)).collect();
+    let kinds: Vec<Kind> = reports.iter().filter(|(_, r)| loadable_months(r).next().is_some()).map(|(k, _)| *k).collect();
+    let months: Vec<Month> = reports.iter().flat_map(|(_, r)| loadable_months(r)).collect();
     let (Some(&start), Some(&end)) = (months.iter().min(), months.iter().max()) else {
         println!("nothing new to load");
         return Ok(0);
@@ -372,6 +382,8 @@ async fn load(app: &App, p: &Plan, w: &WarehouseTarget, reports: &[(Kind, Backfi
         page_size: 5000,
         request_budget: "5760/300s".into(),
         budget_seconds: 0,
+        // Loading only: no API call is made, so nothing is rechecked.
+        recheck_months: 0,
         secrets: p.secrets.clone(),
         google: p.google.clone(),
     };
@@ -380,7 +392,6 @@ async fn load(app: &App, p: &Plan, w: &WarehouseTarget, reports: &[(Kind, Backfi
             o.certificates = false;
             o.recommendations = false;
             o.load = true;
-            o.views = false;
         })
         .await?;
     println!("{}", events::table(&summary));
