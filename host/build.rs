@@ -21,6 +21,7 @@ pub const COMPONENTS: &[(&str, &str)] = &[
     ("apply-views", "apply_views.wasm"),
     ("recs", "recs.wasm"),
     ("bigquery", "bigquery.wasm"),
+    ("fetch-bulk", "fetch_bulk.wasm"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -40,7 +41,7 @@ fn main() {
         Some(prebuilt) => PathBuf::from(prebuilt),
         None => {
             for watched in ["components", "crates/epc-model", "crates/epc-source", "crates/http-client", "crates/landing",
-                "crates/epc-bindings", "crates/google-auth", "crates/bigquery", "wit", "sql", "Cargo.toml", "Cargo.lock"]
+                "crates/epc-bindings", "crates/google-auth", "crates/bigquery", "crates/bulk", "wit", "sql", "Cargo.toml", "Cargo.lock"]
             {
                 println!("cargo:rerun-if-changed={}", root.join(watched).display());
             }

@@ -351,6 +351,18 @@ impl App {
 
     /// Runs the job through `pipeline.run`, following its log lines.
     pub async fn run(&self, job: &Job, display: Display) -> Result<(Result<pb::exports::dame::epc::pipeline::Report, String>, Summary)> {
+        self.run_adjusted(job, display, |_| {}).await
+    }
+
+    /// [`App::run`] with the pipeline's options adjusted first: `dame
+    /// backfill --warehouse` runs the load step alone over the months it
+    /// landed.
+    pub async fn run_adjusted(
+        &self,
+        job: &Job,
+        display: Display,
+        adjust: impl FnOnce(&mut pb::exports::dame::epc::pipeline::Options),
+    ) -> Result<(Result<pb::exports::dame::epc::pipeline::Report, String>, Summary)> {
         let values = job_values(job);
         let (resolved, mut caps) = self.prepare(PIPELINE, &values, &job.google)?;
         if let Some(WarehouseTarget::DuckDb(path)) = &job.warehouse {
@@ -364,6 +376,7 @@ impl App {
             let pipeline = pb::Pipeline::new(&mut store, &instance)?;
             let mut options = options(job);
             options.stale_lease_holder = stale;
+            adjust(&mut options);
             let result = pipeline.dame_epc_pipeline().call_run(&mut store, &options).await.ctx("the pipeline trapped")?;
             Ok::<_, anyhow::Error>(result.map_err(|e| crate::bindings::message(&e).to_string()))
         }
@@ -405,7 +418,7 @@ impl App {
     }
 
     /// The holder of the current lease, when it is a dead process here.
-    async fn stale_holder(&self, landing: &LandingTarget) -> Result<Option<String>> {
+    pub async fn stale_holder(&self, landing: &LandingTarget) -> Result<Option<String>> {
         if let LandingTarget::Folder(dir) = landing {
             if !dir.join("state/_lease").exists() {
                 return Ok(None);

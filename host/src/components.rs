@@ -10,7 +10,7 @@ macro_rules! embed {
     };
 }
 
-embed!("pipeline.wasm", "fetch_page.wasm", "gzip_land.wasm", "load_month.wasm", "apply_views.wasm", "recs.wasm", "bigquery.wasm", "load_month_bigquery.wasm", "apply_views_bigquery.wasm");
+embed!("pipeline.wasm", "fetch_page.wasm", "gzip_land.wasm", "load_month.wasm", "apply_views.wasm", "recs.wasm", "bigquery.wasm", "load_month_bigquery.wasm", "apply_views_bigquery.wasm", "fetch_bulk.wasm");
 
 pub fn embedded(file_name: &str) -> Option<&'static [u8]> {
     EMBEDDED.iter().find(|(n, _)| *n == file_name).map(|(_, b)| *b)

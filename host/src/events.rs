@@ -110,6 +110,7 @@ pub async fn follow(mut rx: UnboundedReceiver<String>, display: Display) -> Summ
     );
     let mut summary = Summary::default();
     let mut rows_in_month = 0u64;
+    let mut download_total = 0u64;
     while let Some(line) = rx.recv().await {
         let Ok(v) = serde_json::from_str::<Value>(&line) else {
             bar.suspend(|| eprintln!("{line}"));
@@ -133,6 +134,28 @@ pub async fn follow(mut rx: UnboundedReceiver<String>, display: Display) -> Summ
                 let resume = n("resume_part");
                 let note = if resume > 0 { format!(" (resuming after part {resume})") } else { String::new() };
                 bar.set_message(format!("{where_}{note}"));
+            }
+            // A backfill (`dame backfill`): the bar follows the archive's
+            // bytes as they stream, the message its rows.
+            "download" => {
+                download_total += n("total_bytes");
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ({bytes_per_sec})  {msg}",
+                    )
+                    .expect("valid template"),
+                );
+                bar.set_length(download_total);
+                bar.set_position(n("bytes_before"));
+                bar.set_message(format!("{} {}", s("dataset"), s("file")));
+            }
+            "progress" => {
+                bar.set_position(n("bytes"));
+                bar.set_message(format!("{} {}: {} rows", s("dataset"), s("entry"), n("rows")));
+            }
+            // A backfill's pages (they name their source; the pipeline's do not).
+            "page" if v.get("source").is_some() => {
+                bar.set_message(format!("{where_}: part {} landed", n("part")));
             }
             "page" => {
                 rows_in_month += n("rows");

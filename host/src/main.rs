@@ -54,6 +54,8 @@ enum Command {
     /// One measurement of `dame bench`, in a process of its own.
     #[command(hide = true)]
     BenchChild(commands::bench::ChildArgs),
+    /// Land years of history from the services' bulk ZIP files instead of the API.
+    Backfill(commands::backfill::Args),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             Command::Check(a) => commands::check::main(a).await,
             Command::Bench(a) => commands::bench::main(a).await,
             Command::BenchChild(a) => commands::bench::child(a).await,
+            Command::Backfill(a) => commands::backfill::main(a).await,
         }
     });
     match result {

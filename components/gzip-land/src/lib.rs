@@ -67,6 +67,7 @@ fn state(s: State) -> MonthState {
         resume_cursor: s.resume_cursor,
         error: s.error,
         load: s.load.map(|l| LoadRecord { job_id: l.job_id, rows: l.rows, loaded_at: l.loaded_at }),
+        origin: s.origin,
         revision: s.revision,
     }
 }
@@ -96,6 +97,7 @@ impl Guest for GzipLand {
             requests: info.stats.requests,
             retries: info.stats.retries,
             fetched_bytes: info.stats.bytes,
+            origin: None,
         };
         let ds: Dataset = dataset.into();
         let c = block_on(l.land_page(info.source.into(), ds, m, number, &records, page))?;

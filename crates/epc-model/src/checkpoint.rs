@@ -30,6 +30,10 @@ pub struct PartCheckpoint {
     pub fetched_bytes: u64,
     /// RFC 3339.
     pub landed_at: String,
+    /// Where the records came from when not the API: `bulk-json` or
+    /// `bulk-csv` for a backfill from the bulk files. Absent for the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// Rows by lodgement day (`YYYY-MM-DD`), so later runs can compare a
     /// month with the API's daily counts without reading its data. Empty
     /// in checkpoints written before it was kept.
@@ -46,6 +50,9 @@ pub struct DoneMarker {
     pub bytes: u64,
     pub reported: u64,
     pub finished_at: String,
+    /// As in [`PartCheckpoint::origin`]: the origin of the month's parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// 1 for the month's first completion; one more each time late
     /// arrivals are added to it.
     #[serde(default = "first_revision")]
@@ -116,6 +123,9 @@ pub struct MonthState {
     pub fetched_to_end: bool,
     pub error: Option<String>,
     pub load: Option<LoadMarker>,
+    /// Where the month's records came from when not the API (`bulk-json`,
+    /// `bulk-csv`): the done marker's, else the last part's.
+    pub origin: Option<String>,
     /// The latest done revision (0 before the month was first completed).
     pub revision: u32,
 }
@@ -171,6 +181,7 @@ impl MonthState {
             fetched_to_end: last.is_some_and(|p| p.next_cursor.is_none()),
             error: None,
             load: None,
+            origin: done.as_ref().and_then(|d| d.origin.clone()).or_else(|| last.and_then(|p| p.origin.clone())),
             revision: done.as_ref().map_or(0, |d| d.revision),
         };
         let amending = done.as_ref().is_some_and(|d| d.parts < state.parts);
@@ -260,6 +271,7 @@ mod tests {
             retries: 0,
             fetched_bytes: 1000,
             landed_at: "2026-11-27T00:00:00Z".into(),
+            origin: None,
             days: Default::default(),
         }
     }
@@ -288,11 +300,27 @@ mod tests {
             bytes: 0,
             reported: rows,
             finished_at: String::new(),
+            origin: None,
             revision: 1,
         };
         assert_eq!(derive(vec![part(1, 5, None)], Some(done(1, 5))).unwrap().status, MonthStatus::Landed);
         assert_eq!(derive(vec![], Some(done(0, 0))).unwrap().status, MonthStatus::NoData);
         assert!(derive(vec![part(1, 5, None)], Some(done(2, 9))).is_err());
+    }
+
+    #[test]
+    fn origins_are_optional_and_carried_to_the_state() {
+        // Documents written before origins existed still read.
+        let old = r#"{"source":"gepbd","parts":1,"rows":5,"bytes":0,"reported":5,"finished_at":""}"#;
+        let done: DoneMarker = serde_json::from_str(old).unwrap();
+        assert_eq!(done.origin, None);
+        assert!(!serde_json::to_string(&done).unwrap().contains("origin"));
+        let mut p = part(1, 5, None);
+        p.origin = Some("bulk-json".into());
+        assert_eq!(derive(vec![p.clone()], None).unwrap().origin.as_deref(), Some("bulk-json"));
+        let done = DoneMarker { origin: Some("bulk-json".into()), ..done };
+        assert_eq!(derive(vec![p], Some(done)).unwrap().origin.as_deref(), Some("bulk-json"));
+        assert_eq!(derive(vec![part(1, 5, None)], None).unwrap().origin, None);
     }
 
     #[test]
@@ -304,6 +332,7 @@ mod tests {
             bytes: 0,
             reported: rows,
             finished_at: String::new(),
+            origin: None,
             revision,
         };
         let ds = Dataset::certificates(Kind::Domestic);

@@ -30,6 +30,9 @@ pub struct PageInfo {
     pub requests: u32,
     pub retries: u32,
     pub fetched_bytes: u64,
+    /// Recorded in the checkpoint when the records did not come from the
+    /// API (`bulk-json`, `bulk-csv`).
+    pub origin: Option<String>,
 }
 
 /// The landing protocol over a store. See the crate documentation.
@@ -177,6 +180,7 @@ impl<S: ObjectStore> Landing<S> {
             retries: info.retries,
             fetched_bytes: info.fetched_bytes,
             landed_at,
+            origin: info.origin,
             days,
         };
         let key = Layout::checkpoint(dataset, month, number);
@@ -205,6 +209,7 @@ impl<S: ObjectStore> Landing<S> {
             bytes: state.bytes,
             reported: state.reported,
             finished_at: now(),
+            origin: state.origin.clone(),
             revision,
         };
         let key = Layout::done_revision(dataset, month, revision);

@@ -1,6 +1,7 @@
 //! One module per subcommand: flags, their checks, and the call into the
 //! components.
 
+pub mod backfill;
 pub mod apply_views;
 pub mod bench;
 pub mod check;

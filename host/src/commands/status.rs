@@ -8,7 +8,8 @@ pub struct Args {
     /// Landing folder, or gs://BUCKET[/PREFIX].
     #[arg(long, default_value = "./data")]
     pub landing: String,
-    /// Print {"months":[{"kind","month","status","rows","parts"}]}.
+    /// Print {"months":[{"kind","month","status","rows","parts","origin"}]}
+    /// (origin: `api`, or `bulk-json`/`bulk-csv` for backfilled months).
     #[arg(long)]
     pub json: bool,
 }
@@ -62,6 +63,7 @@ pub async fn main(a: Args) -> Result<ExitCode> {
                     "status": status_name(m.status),
                     "rows": m.rows,
                     "parts": m.parts,
+                    "origin": m.origin.as_deref().unwrap_or("api"),
                 })
             })
             .collect();
@@ -76,20 +78,21 @@ pub async fn main(a: Args) -> Result<ExitCode> {
 /// so gaps and outliers show without reading numbers.
 pub fn render(months: &[MonthState]) -> String {
     const WIDTH: u64 = 30;
-    let mut out = format!("{:<26} {:<8} {:<8} {:>9} {:>6}\n", "kind", "month", "status", "rows", "parts");
+    let mut out = format!("{:<26} {:<8} {:<8} {:>9} {:>6}  {:<9}\n", "kind", "month", "status", "rows", "parts", "origin");
     for m in months {
         let name = dataset_name(m);
         let max = months.iter().filter(|o| dataset_name(o) == name).map(|o| o.rows).max().unwrap_or(0).max(1);
         let bar = "█".repeat(((m.rows * WIDTH).div_ceil(max)) as usize);
         let note = m.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
         out.push_str(&format!(
-            "{:<26} {:04}-{:02}  {:<8} {:>9} {:>6}  {bar}{note}\n",
+            "{:<26} {:04}-{:02}  {:<8} {:>9} {:>6}  {:<9}  {bar}{note}\n",
             name,
             m.month.year,
             m.month.month,
             status_name(m.status),
             m.rows,
-            m.parts
+            m.parts,
+            m.origin.as_deref().unwrap_or("api")
         ));
     }
     if months.is_empty() {
