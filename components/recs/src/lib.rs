@@ -126,6 +126,7 @@ fn fetch(a: types::Api, kind: Kind, month: Month) -> Result<RecsOutcome, types::
                 requests: (after.0 - before.0) as u32,
                 retries: (after.1 - before.1) as u32,
                 fetched_bytes: after.2 - before.2,
+                origin: None,
             };
             block_on(landing.land_page(source, recs, month, part, &records, info))?;
             outcome.certificates += records.len() as u32;

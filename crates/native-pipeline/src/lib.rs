@@ -96,6 +96,7 @@ pub async fn run_month<T: Transport>(client: &Client<T>, job: &MonthJob) -> Resu
             requests: (r1 - r0) as u32,
             retries: (t1 - t0) as u32,
             fetched_bytes: b1,
+            origin: None,
         };
         let landed = landing
             .land_page(source, dataset, job.month, part, &page.certificates, info)

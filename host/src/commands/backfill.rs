@@ -384,6 +384,9 @@ async fn load(app: &App, p: &Plan, w: &WarehouseTarget, reports: &[(Kind, Backfi
         budget_seconds: 0,
         // Loading only: no API call is made, so nothing is rechecked.
         recheck_months: 0,
+        // Loading only (see the adjustment below).
+        certificates: false,
+        recommendations: false,
         secrets: p.secrets.clone(),
         google: p.google.clone(),
     };
