@@ -64,6 +64,16 @@ fn the_manifest_is_what_spin_loads() {
     std::fs::write(dir.path().join("spin.toml"), bad).unwrap();
     let out = run(dame().args(["check", "--manifest"]).arg(dir.path().join("spin.toml")));
     assert!(text(&out).contains("component.pipeline.variables.kinds") && text(&out).contains("kindz"), "{}", text(&out));
+    // A credential Spin would show, and dependencies without the parent's
+    // configuration (no credentials, no landing).
+    let bad = manifest_text()
+        .replace("epc_token = { default = \"\", secret = true }", "epc_token = { default = \"\" }")
+        .replace("dependencies_inherit_configuration = true", "dependencies_inherit_configuration = false");
+    std::fs::write(dir.path().join("spin.toml"), bad).unwrap();
+    let out = run(dame().args(["check", "--manifest"]).arg(dir.path().join("spin.toml")));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("variables.epc_token: a credential must be `secret = true`"), "{}", text(&out));
+    assert!(text(&out).contains("component.pipeline.dependencies_inherit_configuration"), "{}", text(&out));
 }
 
 #[test]

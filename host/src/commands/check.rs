@@ -82,11 +82,30 @@ pub async fn main(a: Args) -> Result<ExitCode> {
                 problems.push(format!("{}: imports {n}, which no dependency and not Spin provides", at("")));
             }
         }
+        // Spin gives dependencies no configuration of their own: without
+        // inheriting the parent's, fetch-page has no credentials and
+        // gzip-land no landing.
+        if !def.dependencies.is_empty() && !def.dependencies_inherit_configuration {
+            problems.push(format!(
+                "{}.dependencies_inherit_configuration: the dependencies read this component's configuration (credentials, landing): set it to true",
+                at("")
+            ));
+        }
+        if def.build.as_ref().is_none_or(|b| b.command.trim().is_empty()) {
+            problems.push(format!("{}.build.command: missing, so `spin build` cannot build this component", at("")));
+        }
         let values = BTreeMap::new();
         match m.resolve(id, &values) {
             Ok(r) => {
                 if let Err(e) = AllowList::parse(&r.allowed_outbound_hosts) {
                     problems.push(format!("{}.allowed_outbound_hosts: {e:#}", at("")));
+                }
+                // A credential not marked secret is shown by Spin's tooling
+                // and may be logged: tokens and API keys must be secrets.
+                for name in m.variables.keys().filter(|n| n.ends_with("token") || n.ends_with("api_key")) {
+                    if !r.secrets.contains(name) {
+                        problems.push(format!("{}: variables.{name}: a credential must be `secret = true`", m.file));
+                    }
                 }
             }
             Err(e) => problems.push(format!("{e:#}")),
@@ -98,8 +117,13 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         }
         checked += 1;
     }
+    problems.sort();
+    problems.dedup();
     if problems.is_empty() {
-        println!("{}: {} component(s), their dependencies, imports, hosts and triggers are as Spin needs", m.file, checked);
+        println!(
+            "{}: application {}: {} component(s), their dependencies, imports, hosts, builds, secrets and triggers are as Spin needs",
+            m.file, m.application.name, checked
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         for p in &problems {
