@@ -23,6 +23,7 @@ use bulk::{BulkError, RecordFormat};
 use download::WasiStreamGet;
 use epc_bindings::{config, types};
 use epc_model::{Kind, Month, Source};
+use epc_source::Credentials;
 use exports::dame::epc::bulk::{BackfillReport, BackfillRequest, BulkFile, BulkFormat, BulkMonth, BulkOutcome, Guest};
 use http_client::Client;
 use http_client::wasi::WasiTransport;
@@ -58,39 +59,13 @@ impl bulk::Log for StderrLog {
     }
 }
 
-/// A credential: from Secret Manager when `{key}_secret` names a secret
-/// version, else the value of `{key}` (as `fetch-page` reads them).
-fn credential(key: &str) -> Result<Option<String>, types::Error> {
-    let Some(name) = config(&format!("{key}_secret"))? else {
-        return config(key);
-    };
-    let auth = google_auth::Auth::from_settings(
-        config(google_auth::CONFIG_ACCESS_TOKEN)?,
-        config(google_auth::CONFIG_CREDENTIALS_JSON)?,
-    )
-    .map_err(|e| types::Error::Unauthorized(e.to_string()))?;
-    let base = config("secret_manager_url")?;
-    let value = wstd::runtime::block_on(async {
-        let client = Client::new(WasiTransport::default());
-        google_auth::access_secret(&client, &auth, &name, base.as_deref()).await
-    })
-    .map_err(|e| types::Error::Unauthorized(format!("{key}: {e}")))?;
-    Ok(Some(value.expose().to_string()))
-}
-
+/// The request's authorization, from the same credentials (configuration
+/// or Secret Manager) fetch-page and recs read.
 fn authorization(source: Source) -> Result<Authorization, types::Error> {
-    match source {
-        Source::Gepbd => match credential("epc_token")? {
-            Some(token) => Ok(Authorization::bearer(&token)),
-            None => Err(types::Error::Unauthorized(
-                "no GEPBD token: set EPC_TOKEN (from your account page on the get-energy-performance-data service)".into(),
-            )),
-        },
-        Source::Odc => match (credential("epc_email")?, credential("epc_api_key")?) {
-            (Some(email), Some(key)) => Ok(Authorization::basic(&email, &key)),
-            _ => Err(types::Error::Unauthorized("no ODC credentials: set both EPC_EMAIL and EPC_API_KEY".into())),
-        },
-    }
+    Ok(match epc_bindings::api::credentials(source)? {
+        Credentials::Gepbd { token } => Authorization::bearer(&token),
+        Credentials::Odc { email, api_key } => Authorization::basic(&email, &api_key),
+    })
 }
 
 fn record_format(source: Source, format: BulkFormat) -> Result<RecordFormat, types::Error> {
