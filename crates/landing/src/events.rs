@@ -111,17 +111,9 @@ impl<S: ObjectStore> Landing<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_run::run;
     use crate::FsStore;
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
 
     #[test]
     fn spans_land_once_and_say_how_far_the_feed_was_read() {

@@ -331,6 +331,7 @@ impl<T: Transport> ObjectStore for GcsStore<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_run::run;
     use http_client::TransportError;
 
     /// Answers every request with one status.
@@ -350,15 +351,6 @@ mod tests {
         }
     }
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
 
     fn store(status: u16) -> GcsStore<Always> {
         GcsStore::new("gs://dame-landing/p", Client::new(Always(status)), Auth::none(), Some("localhost:1")).unwrap()

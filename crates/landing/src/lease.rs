@@ -179,17 +179,9 @@ fn check_day(day: &str) -> Result<(), LandingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_run::run;
     use crate::FsStore;
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()

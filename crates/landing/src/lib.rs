@@ -24,6 +24,22 @@ mod part;
 mod protocol;
 mod store;
 
+/// Drives a future to completion in the unit tests: the stores they use
+/// (a folder, a scripted transport) never wait, so polling is enough and
+/// no runtime is needed.
+#[cfg(test)]
+mod test_run {
+    pub fn run<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+}
+
 pub use any::AnyStore;
 pub use events::EventLine;
 pub use fs::FsStore;

@@ -366,19 +366,11 @@ impl<S: ObjectStore> Landing<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_run::run;
     use crate::FsStore;
     use epc_model::{Kind, MonthStatus};
     use std::io::Read;
 
-    fn run<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        loop {
-            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-    }
 
     fn cert(id: &str, date: &str) -> Certificate {
         Certificate {
