@@ -25,25 +25,9 @@ fn cloud_run(emu: &Emu, s: &Services, source: &str, dataset: &str) -> Command {
     c
 }
 
-/// Runs a query on the BigQuery stand-in; rows as lists of strings.
-fn query(s: &Services, sql: &str) -> Vec<Vec<String>> {
-    let url = format!("{}/bigquery/v2/projects/{PROJECT}/queries", s.bq_url);
-    let body = serde_json::json!({"query": sql, "useLegacySql": false}).to_string();
-    let text = ureq::post(&url).header("Content-Type", "application/json").send(body).unwrap().into_body().read_to_string().unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["rows"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Rows per month in a raw table, and distinct identifiers.
 fn counts(s: &Services, dataset: &str, table: &str, id: &str) -> BTreeMap<String, (u64, u64)> {
-    query(s, &format!(
+    bq_query(s, &format!(
         "SELECT FORMAT_DATE('%Y-%m', lodgement_date) AS m, COUNT(*), COUNT(DISTINCT {id}) FROM {dataset}.{table} GROUP BY m"
     ))
     .into_iter()
@@ -103,7 +87,7 @@ fn lands_and_loads_twice(source: &str, dataset: &str) {
     assert!(run(&mut cloud_run(&emu, &s, source, dataset)).status.success());
     let got = counts(&s, dataset, "domestic_raw_json", id);
     assert_eq!(got["2021-02"], (161, 161));
-    let log = query(&s, &format!("SELECT COUNT(*) FROM {dataset}.load_log WHERE dataset = 'domestic' AND month = DATE '2021-02-01'"));
+    let log = bq_query(&s, &format!("SELECT COUNT(*) FROM {dataset}.load_log WHERE dataset = 'domestic' AND month = DATE '2021-02-01'"));
     assert_eq!(log[0][0], "2", "two loads of 2021-02 are recorded");
 
     // Every load job carries the labels.

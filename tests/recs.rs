@@ -228,26 +228,12 @@ fn gepbd_recommendations_land_in_the_bucket_and_view_in_bigquery() {
     let out = run(&mut c);
     assert!(out.status.success(), "{}", text(&out));
 
-    let query = |sql: &str| -> Vec<Vec<String>> {
-        let url = format!("{}/bigquery/v2/projects/{PROJECT}/queries", s.bq_url);
-        let body = serde_json::json!({"query": sql, "useLegacySql": false}).to_string();
-        let text = ureq::post(&url).header("Content-Type", "application/json").send(body).unwrap().into_body().read_to_string().unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        v["rows"]
-            .as_array()
-            .map(|rows| {
-                rows.iter()
-                    .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let expected = emu.emulator().expected_recommendations();
     let mut total = 0;
     for (kind, k) in KINDS {
         let view = format!("enr_{}_recommendations_v", kind.replace('-', "_"));
         let got: BTreeMap<String, u64> =
-            query(&format!("SELECT FORMAT_DATE('%Y-%m', lodgement_date) AS m, COUNT(*) FROM {dataset}.{view} GROUP BY m"))
+            bq_query(&s, &format!("SELECT FORMAT_DATE('%Y-%m', lodgement_date) AS m, COUNT(*) FROM {dataset}.{view} GROUP BY m"))
                 .into_iter()
                 .map(|r| (r[0].clone(), r[1].parse().unwrap()))
                 .collect();

@@ -55,17 +55,6 @@ fn landed_records_by(root: &Path, id: &str) -> (BTreeMap<String, BTreeSet<String
     (records, all)
 }
 
-fn query(s: &Services, sql: &str) -> Vec<Vec<String>> {
-    let url = format!("{}/bigquery/v2/projects/{PROJECT}/queries", s.bq_url);
-    let body = serde_json::json!({"query": sql, "useLegacySql": false}).to_string();
-    let text = ureq::post(&url).header("Content-Type", "application/json").send(body).unwrap().into_body().read_to_string().unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["rows"]
-        .as_array()
-        .map(|rows| rows.iter().map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect()).collect())
-        .unwrap_or_default()
-}
-
 /// The loaded rows: (table, month) → (rows, distinct certificates).
 fn loaded(s: &Services, dataset: &str) -> BTreeMap<(String, String), (String, String)> {
     loaded_by(s, dataset, "certificate_number")
@@ -74,7 +63,7 @@ fn loaded(s: &Services, dataset: &str) -> BTreeMap<(String, String), (String, St
 fn loaded_by(s: &Services, dataset: &str, id: &str) -> BTreeMap<(String, String), (String, String)> {
     let mut out = BTreeMap::new();
     for table in ["domestic_raw_json", "display_raw_json"] {
-        for r in query(s, &format!(
+        for r in bq_query(s, &format!(
             "SELECT FORMAT_DATE('%Y-%m', lodgement_date), COUNT(*), COUNT(DISTINCT {id}) FROM {dataset}.{table} GROUP BY 1"
         )) {
             out.insert((table.to_string(), r[0].clone()), (r[1].clone(), r[2].clone()));

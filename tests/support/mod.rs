@@ -208,3 +208,19 @@ impl StandIn {
         StandIn { url, hits }
     }
 }
+
+/// Runs a query on the BigQuery stand-in; rows as lists of strings.
+pub fn bq_query(s: &test_services::Services, sql: &str) -> Vec<Vec<String>> {
+    let url = format!("{}/bigquery/v2/projects/{}/queries", s.bq_url, test_services::PROJECT);
+    let body = serde_json::json!({"query": sql, "useLegacySql": false}).to_string();
+    let text = ureq::post(&url).header("Content-Type", "application/json").send(body).unwrap().into_body().read_to_string().unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r["f"].as_array().unwrap().iter().map(|c| c["v"].as_str().unwrap_or("").to_string()).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
