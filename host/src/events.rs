@@ -220,7 +220,8 @@ pub async fn follow(mut rx: UnboundedReceiver<String>, display: Display) -> Summ
     summary
 }
 
-fn human_bytes(b: u64) -> String {
+/// Bytes as people read them (KiB, MiB, GiB), for tables and progress.
+pub fn human_bytes(b: u64) -> String {
     match b {
         b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),

@@ -15,7 +15,7 @@
 
 use crate::app::{App, GoogleEnv, Job, LandingTarget, PIPELINE, Secrets, WarehouseTarget, holder};
 use crate::bindings::types as t;
-use crate::events::{self, Display, LineSink};
+use crate::events::{self, Display, LineSink, human_bytes};
 use crate::runtime::{WasmtimeContext, component_bytes};
 use anyhow::{Result, anyhow, bail};
 use epc_model::{Kind, Month, MonthRange, Source, parse_kinds};
@@ -203,15 +203,6 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         return info(&app, &plan).await;
     }
     execute(&app, &plan, if a.json_log { Display::Json } else { Display::Human }).await
-}
-
-fn human_bytes(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
 }
 
 async fn info(app: &App, p: &Plan) -> Result<ExitCode> {
