@@ -401,7 +401,7 @@ impl<R: Read> JsonRecords<R> {
         let text = std::str::from_utf8(&self.element)
             .map_err(|e| self.bad(line, format!("certificate {id}: the document is not UTF-8 ({e})")))?;
         // One line per document, as the API path lands it.
-        let document = if text.contains(['\n', '\r']) { text.replace(['\n', '\r'], " ") } else { text.to_string() };
+        let document = epc_model::one_line(text).into_owned();
         let postcode = match keys.postcode {
             Some(Value::String(p)) if !p.trim().is_empty() => Some(p),
             _ => None,

@@ -19,7 +19,7 @@ pub mod warehouse;
 pub use certificate::Certificate;
 pub use checkpoint::{DoneMarker, FailedMarker, LoadMarker, MonthState, MonthStatus, PartCheckpoint};
 pub use dataset::{Content, Dataset};
-pub use envelope::{Envelope, ndjson_line};
+pub use envelope::{Envelope, ndjson_line, one_line};
 pub use error::InputError;
 pub use kind::{Kind, parse_kinds};
 pub use layout::{Layout, ObjectKind};

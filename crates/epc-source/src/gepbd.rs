@@ -564,19 +564,13 @@ impl<T: Transport> Reader<'_, T> {
                 }
                 let wrapped: Wrapped = serde_json::from_slice(&response.body)
                     .map_err(|e| SourceError::Protocol(format!("{what}: unreadable document ({e})")))?;
-                Ok(Some(compact(wrapped.data.get())))
+                Ok(Some(epc_model::one_line(wrapped.data.get()).into_owned()))
             }
             404 => Ok(None),
             _ => Err(unexpected(&what, response)),
         })
         .await
     }
-}
-
-/// JSON text on one line: line breaks can only sit between tokens, so they
-/// become spaces.
-fn compact(json: &str) -> String {
-    if json.contains(['\n', '\r']) { json.replace(['\n', '\r'], " ") } else { json.to_string() }
 }
 
 fn uprn_text(v: &Value) -> Option<String> {

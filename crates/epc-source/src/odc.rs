@@ -133,7 +133,7 @@ fn rows(response: &Response, request: &PageRequest, warnings: &mut Vec<String>) 
             lodgement_date: day.to_string(),
             uprn: keys.uprn.map(|u| u.trim().to_string()).filter(|u| !u.is_empty()),
             postcode: keys.postcode.map(|p| p.trim().to_string()).filter(|p| !p.is_empty()),
-            document: if text.contains(['\n', '\r']) { text.replace(['\n', '\r'], " ") } else { text.to_string() },
+            document: epc_model::one_line(text).into_owned(),
         });
     }
     Ok(out)
