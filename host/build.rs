@@ -41,7 +41,7 @@ fn main() {
         Some(prebuilt) => PathBuf::from(prebuilt),
         None => {
             for watched in ["components", "crates/epc-model", "crates/epc-source", "crates/http-client", "crates/landing",
-                "crates/epc-bindings", "crates/google-auth", "crates/bigquery", "crates/bulk", "wit", "sql", "Cargo.toml", "Cargo.lock"]
+                "crates/epc-bindings", "crates/google-auth", "crates/bigquery", "crates/bulk", "wit", "sql", "Cargo.toml", "Cargo.lock", ".cargo/config.toml"]
             {
                 println!("cargo:rerun-if-changed={}", root.join(watched).display());
             }
