@@ -60,7 +60,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // A job is one single-threaded guest whose host calls all run on its
+    // store's task: a second worker thread adds nothing to it but a
+    // cross-thread wake-up (two futex calls and a context switch) for every
+    // HTTP request, which `dame bench` measured at a fifth of a GEPBD run's
+    // CPU. Servers (the emulator, `serve`) keep the multi-threaded runtime.
+    let single = matches!(cli.command, Command::Run(_) | Command::Demo(_) | Command::Backfill(_) | Command::BenchChild(_));
+    let runtime = if single {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    }
+    .expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(a) => commands::run::main(a).await,
