@@ -155,7 +155,8 @@ struct WindowKey {
     page_size: u32,
 }
 
-/// The window the last page stopped inside, kept for the next page.
+/// What the last page stopped inside, kept for the next page: a GEPBD
+/// window, or an ODC search page (see `odc`).
 ///
 /// A window is read whole (one or more searches) and cut into pages of
 /// [`MAX_RECORDS_PER_PART`]. Without this, every page of a window of N rows
@@ -164,10 +165,11 @@ struct WindowKey {
 /// the client the parsing of every search again. A page that ends inside a
 /// window leaves its rows here; the next page of that window, in the same
 /// instance, continues from them. A resumed run (a new instance) searches
-/// afresh, as before.
+/// afresh, as before. ODC pages are kept the same way.
 #[derive(Default)]
 pub struct WindowCache {
     kept: std::sync::Mutex<Option<(WindowKey, std::time::Instant, WindowRows)>>,
+    odc: std::sync::Mutex<Option<(std::time::Instant, crate::odc::KeptPage)>>,
 }
 
 impl WindowCache {
@@ -185,6 +187,20 @@ impl WindowCache {
 
     fn keep(&self, key: WindowKey, rows: WindowRows) {
         *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, std::time::Instant::now(), rows));
+    }
+
+    /// The kept ODC page, if `wanted` says it is the one asked for; any
+    /// other is dropped, so at most one page is ever held.
+    pub(crate) fn take_odc(&self, wanted: impl Fn(&crate::odc::KeptPage) -> bool) -> Option<crate::odc::KeptPage> {
+        let mut kept = self.odc.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.take() {
+            Some((at, page)) if wanted(&page) && at.elapsed() < WINDOW_FRESH_FOR => Some(page),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn keep_odc(&self, page: crate::odc::KeptPage) {
+        *self.odc.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), page));
     }
 }
 

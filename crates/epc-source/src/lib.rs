@@ -13,7 +13,8 @@
 //!   result's full document comes from `/api/certificate`, several requests
 //!   in flight at once.
 //! - [`odc`]: the retired Open Data Communities API: one month window paged
-//!   with `search-after`.
+//!   with `search-after`, each page of up to 5,000 rows fetched once and
+//!   handed out a part (250 rows) at a time.
 
 mod deltas;
 pub mod gepbd;
@@ -157,7 +158,7 @@ pub async fn fetch_page_with<T: Transport>(
     match (request.api.source, credentials) {
         (Source::Gepbd, Credentials::Gepbd { token }) => gepbd::fetch_page(client, token, request, cache).await,
         (Source::Odc, Credentials::Odc { email, api_key }) => {
-            odc::fetch_page(client, &odc::basic_auth(email, api_key), request).await
+            odc::fetch_page(client, &odc::basic_auth(email, api_key), request, cache).await
         }
         _ => Err(SourceError::InvalidInput("credentials do not match the source".into())),
     }
@@ -257,8 +258,18 @@ const UNREADABLE_ATTEMPTS: u32 = 4;
 pub(crate) async fn fetch_and_read<T, C: Transport>(
     client: &Client<C>,
     request: &http_client::Request,
-    mut read: impl FnMut(&http_client::Response) -> Result<T, SourceError>,
+    read: impl FnMut(&http_client::Response) -> Result<T, SourceError>,
 ) -> Result<T, SourceError> {
+    fetch_and_keep(client, request, read).await.map(|(_, t)| t)
+}
+
+/// [`fetch_and_read`], handing back the response too, for a reader that
+/// indexes the body rather than copying out of it.
+pub(crate) async fn fetch_and_keep<T, C: Transport>(
+    client: &Client<C>,
+    request: &http_client::Request,
+    mut read: impl FnMut(&http_client::Response) -> Result<T, SourceError>,
+) -> Result<(http_client::Response, T), SourceError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -267,7 +278,8 @@ pub(crate) async fn fetch_and_read<T, C: Transport>(
             Err(SourceError::Protocol(_)) if attempt < UNREADABLE_ATTEMPTS && response.status == 200 => {
                 client.transport().sleep(std::time::Duration::from_millis(100 << attempt)).await;
             }
-            other => return other,
+            Ok(t) => return Ok((response, t)),
+            Err(e) => return Err(e),
         }
     }
 }
