@@ -237,6 +237,12 @@ impl Runtime {
                 b.inherit_stderr();
             }
         }
+        // The landing folder's file operations run on the job's own thread
+        // rather than a hop to tokio's blocking pool each: a part is a dozen
+        // of them (create, write, sync, link, remove, for data and
+        // checkpoint), and the job's single thread has nothing else to do
+        // while its guest waits for one.
+        b.allow_blocking_current_thread(true);
         for (host, guest) in &caps.preopens {
             b.preopened_dir(host, guest, FsPerms::ReadWrite).ctx(format!("granting folder {}", host.display()))?;
         }

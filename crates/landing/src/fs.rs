@@ -15,13 +15,17 @@ pub struct FsStore {
     /// (there is no process id inside a component).
     nonce: u64,
     counter: AtomicU64,
+    /// Folders this store has made or found, so a month's hundreds of parts
+    /// do not each walk `create_dir_all` up the path again (inside a
+    /// component, every step of it is a host call).
+    made: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl FsStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         use std::hash::{BuildHasher, Hasher};
         let nonce = std::collections::hash_map::RandomState::new().build_hasher().finish();
-        Self { root: root.into(), nonce, counter: AtomicU64::new(0) }
+        Self { root: root.into(), nonce, counter: AtomicU64::new(0), made: Default::default() }
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
@@ -32,11 +36,24 @@ impl FsStore {
     /// Writes `bytes` to a fresh temporary file beside `path`, flushed to disk.
     fn write_temp(&self, path: &Path, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         let dir = path.parent().expect("keys have a folder");
-        std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if !made.contains(dir) {
+            std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+            made.insert(dir.to_path_buf());
+        }
+        drop(made);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
         let tmp = dir.join(format!(".{name}.tmp-{:016x}-{n}", self.nonce));
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io("creating", &tmp, e))?;
+        let mut f = match std::fs::File::create(&tmp) {
+            // The folder went away since it was made (removed by hand).
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+                std::fs::File::create(&tmp)
+            }
+            other => other,
+        }
+        .map_err(|e| io("creating", &tmp, e))?;
         f.write_all(bytes).map_err(|e| io("writing", &tmp, e))?;
         f.sync_all().map_err(|e| io("syncing", &tmp, e))?;
         Ok(tmp)
