@@ -65,6 +65,10 @@ pub struct Args {
     /// Keep the temporary folder (landed months, logs) and say where it is.
     #[arg(long)]
     pub keep: bool,
+    /// Let the emulator and the measured runs share every CPU instead of
+    /// giving the emulator CPUs of its own.
+    #[arg(long)]
+    pub no_pin: bool,
 }
 
 /// The hidden per-measurement subcommand.
@@ -296,6 +300,53 @@ async fn child_load(landing: &Path, warehouse: &Path) -> Result<Value> {
 // ---------------------------------------------------------------------------
 // Parent side.
 
+/// Which CPUs the measured runs and the emulator are kept on.
+///
+/// The emulator stands in for a remote API: sharing the measured run's CPU
+/// with it makes every figure depend on how the scheduler interleaves two
+/// processes, which no deployment sees. Where this process may use two CPUs
+/// or more, a run gets the first and the emulator the rest. A run's
+/// pipeline is single-threaded (one guest on a current-thread runtime), so
+/// one CPU is all it can use.
+#[derive(Debug, Clone)]
+struct Placement {
+    client: Vec<usize>,
+    emulator: Vec<usize>,
+}
+
+impl Placement {
+    fn detect() -> Option<Self> {
+        // SAFETY: a zeroed cpu_set_t is a valid empty set, and the call
+        // writes at most its size.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+            return None;
+        }
+        let cpus: Vec<usize> =
+            (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
+        (cpus.len() >= 2).then(|| Placement { client: cpus[..1].to_vec(), emulator: cpus[1..].to_vec() })
+    }
+}
+
+/// Starts `cmd` on `cpus` only (threads it creates inherit the set).
+fn pin(cmd: &mut Command, cpus: &[usize]) {
+    use std::os::unix::process::CommandExt;
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    // SAFETY: runs in the forked child before exec; sched_setaffinity is a
+    // plain system call and the set was built before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A child process this bench started, killed when dropped.
 struct Owned(Child);
 
@@ -313,8 +364,11 @@ struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
-    fn start(per_month: u32, rate_limit: Option<&str>, log: &Path) -> Result<Self> {
+    fn start(per_month: u32, rate_limit: Option<&str>, log: &Path, place: Option<&Placement>) -> Result<Self> {
         let mut cmd = Command::new(std::env::current_exe()?);
+        if let Some(p) = place {
+            pin(&mut cmd, &p.emulator);
+        }
         cmd.args(["emulate", "--port", "0", "--seed", SEED, "--token", TOKEN, "--email", EMAIL, "--api-key", API_KEY])
             .args(["--synthetic-per-month", &per_month.to_string(), "--synthetic-months", MONTH]);
         if let Some(limit) = rate_limit {
@@ -461,6 +515,11 @@ pub async fn main(a: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&logs)?;
     let cache = root.join("cache");
     let mut notes: Vec<String> = Vec::new();
+    let place = if a.no_pin { None } else { Placement::detect() };
+    match &place {
+        Some(p) => progress(format!("measured runs on CPU {:?}, the emulator on CPU {:?}", p.client, p.emulator)),
+        None => progress("the emulator and the measured runs share every CPU"),
+    }
 
     // Instantiation: cold (an empty compiled-component cache: every
     // component compiled), then warm (compiled code loaded from disk).
@@ -481,13 +540,16 @@ pub async fn main(a: Args) -> Result<ExitCode> {
     let largest = *sizes.iter().max().expect("not empty");
     for &size in &sizes {
         progress(format!("emulator with a synthetic month of {size} certificates"));
-        let emu = EmulatorProcess::start(size, None, &logs.join(format!("emulator-{size}.log")))?;
+        let emu = EmulatorProcess::start(size, None, &logs.join(format!("emulator-{size}.log")), place.as_ref())?;
         for &source in &sources {
             let mut run = SizeRun::default();
             for mode in ["wasm", "native"] {
                 let landing = root.join(format!("land/{size}/{source}/{mode}"));
                 let cpu0 = emu.cpu_s();
                 let mut cmd = dame(&cache);
+                if let Some(p) = &place {
+                    pin(&mut cmd, &p.client);
+                }
                 cmd.args(["bench-child", "run", "--mode", mode, "--source", source.as_str(), "--api-url", &emu.url])
                     .arg("--landing")
                     .arg(&landing);
@@ -536,12 +598,15 @@ pub async fn main(a: Args) -> Result<ExitCode> {
         // Enough requests to outlast the measurement: the GEPBD run is
         // stopped once measured; ODC makes one request per page.
         let size = if a.quick { 2000 } else { 8000 };
-        let emu = EmulatorProcess::start(size, Some(&limit_spec), &logs.join(format!("emulator-limited-{source}.log")))?;
+        let emu = EmulatorProcess::start(size, Some(&limit_spec), &logs.join(format!("emulator-limited-{source}.log")), place.as_ref())?;
         let landing = root.join(format!("land/limited/{source}"));
         // ODC pages are 5000 rows: ask for small ones so that it, too, makes
         // enough requests to meet the budget.
         let page_size = if source == Source::Odc { "5" } else { "5000" };
         let mut cmd = dame(&cache);
+        if let Some(p) = &place {
+            pin(&mut cmd, &p.client);
+        }
         cmd.args(["bench-child", "run", "--mode", "wasm", "--source", source.as_str(), "--api-url", &emu.url])
             .args(["--page-size", page_size, "--request-budget", &budget])
             .arg("--landing")
@@ -693,6 +758,10 @@ pub async fn main(a: Args) -> Result<ExitCode> {
     out.insert("sizes".into(), json!(sizes));
     out.insert("quick".into(), json!(a.quick));
     out.insert("cores".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+    out.insert(
+        "cpus".into(),
+        place.as_ref().map_or(Value::Null, |p| json!({"runs": p.client, "emulator": p.emulator})),
+    );
     out.insert("month".into(), json!(MONTH));
     out.insert("seconds".into(), json!(round(started.elapsed().as_secs_f64(), 1)));
     out.insert("notes".into(), json!(notes));
@@ -745,6 +814,14 @@ fn table(r: &Value, sources: &[Source], sizes: &[u32]) -> String {
     );
     for n in r["notes"].as_array().into_iter().flatten() {
         let _ = writeln!(t, "note: {}", n.as_str().unwrap_or(""));
+    }
+    match r["cpus"].as_object() {
+        Some(c) => {
+            let _ = writeln!(t, "measured runs on CPU {}, the emulator on CPU {}", c["runs"], c["emulator"]);
+        }
+        None => {
+            let _ = writeln!(t, "the emulator and the measured runs shared every CPU");
+        }
     }
     let _ = write!(t, "{} s in all", r["seconds"]);
     t
