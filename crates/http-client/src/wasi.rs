@@ -46,7 +46,6 @@ impl WasiTransport {
     pub fn new(connect_timeout: Duration, read_timeout: Duration) -> Self {
         Self { connect_timeout, read_timeout }
     }
-
 }
 
 fn refused(msg: impl Into<String>) -> TransportError {
