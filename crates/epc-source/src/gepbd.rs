@@ -168,8 +168,8 @@ struct WindowKey {
 /// afresh, as before. ODC pages are kept the same way.
 #[derive(Default)]
 pub struct WindowCache {
-    kept: std::sync::Mutex<Option<(WindowKey, std::time::Instant, WindowRows)>>,
-    odc: std::sync::Mutex<Option<(std::time::Instant, crate::odc::KeptPage)>>,
+    window: Slot<(WindowKey, WindowRows)>,
+    odc: Slot<crate::odc::KeptPage>,
 }
 
 impl WindowCache {
@@ -178,29 +178,45 @@ impl WindowCache {
     }
 
     fn take(&self, key: &WindowKey) -> Option<WindowRows> {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        match kept.take() {
-            Some((k, at, rows)) if &k == key && at.elapsed() < WINDOW_FRESH_FOR => Some(rows),
-            _ => None,
-        }
+        self.window.take(|(k, _)| k == key).map(|(_, rows)| rows)
     }
 
     fn keep(&self, key: WindowKey, rows: WindowRows) {
-        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, std::time::Instant::now(), rows));
+        self.window.keep((key, rows));
     }
 
-    /// The kept ODC page, if `wanted` says it is the one asked for; any
-    /// other is dropped, so at most one page is ever held.
+    /// The kept ODC page, if `wanted` says it is the one asked for.
     pub(crate) fn take_odc(&self, wanted: impl Fn(&crate::odc::KeptPage) -> bool) -> Option<crate::odc::KeptPage> {
-        let mut kept = self.odc.lock().unwrap_or_else(|e| e.into_inner());
+        self.odc.take(wanted)
+    }
+
+    pub(crate) fn keep_odc(&self, page: crate::odc::KeptPage) {
+        self.odc.keep(page);
+    }
+}
+
+/// One kept value and when it was kept. Taking it empties the slot
+/// whatever it held, so at most one window or page is ever held, and a
+/// value older than [`WINDOW_FRESH_FOR`] is never handed out.
+struct Slot<T>(std::sync::Mutex<Option<(std::time::Instant, T)>>);
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot(std::sync::Mutex::new(None))
+    }
+}
+
+impl<T> Slot<T> {
+    fn take(&self, wanted: impl Fn(&T) -> bool) -> Option<T> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match kept.take() {
-            Some((at, page)) if wanted(&page) && at.elapsed() < WINDOW_FRESH_FOR => Some(page),
+            Some((at, value)) if wanted(&value) && at.elapsed() < WINDOW_FRESH_FOR => Some(value),
             _ => None,
         }
     }
 
-    pub(crate) fn keep_odc(&self, page: crate::odc::KeptPage) {
-        *self.odc.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), page));
+    fn keep(&self, value: T) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), value));
     }
 }
 
