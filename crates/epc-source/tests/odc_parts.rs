@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::time::Duration;
 
 /// A month of `rows` ODC rows, served by `search-after` like the API.
-struct Month600 {
+struct OdcMonth {
     rows: usize,
     requests: Cell<u32>,
 }
@@ -20,7 +20,7 @@ fn query<'a>(url: &'a str, key: &str) -> Option<&'a str> {
     url.split_once('?')?.1.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
-impl Transport for Month600 {
+impl Transport for OdcMonth {
     async fn send(&self, request: &Request, _max_body: usize) -> Result<Response, TransportError> {
         self.requests.set(self.requests.get() + 1);
         let size: usize = query(&request.url, "size").unwrap().parse().unwrap();
@@ -55,7 +55,7 @@ fn request(cursor: Option<String>, page_size: u32) -> PageRequest {
 
 /// Reads parts from `cursor` to the month's end, with a new cache (a new
 /// process) at every part listed in `restart_at`.
-fn read(client: &Client<Month600>, page_size: u32, restart_at: &[usize]) -> (Vec<usize>, Vec<String>, Vec<Option<String>>) {
+fn read(client: &Client<OdcMonth>, page_size: u32, restart_at: &[usize]) -> (Vec<usize>, Vec<String>, Vec<Option<String>>) {
     let credentials = Credentials::for_source(Source::Odc, None, Some("e".into()), Some("k".into())).unwrap();
     let mut cache = WindowCache::new();
     let (mut sizes, mut ids, mut cursors) = (vec![], vec![], vec![]);
@@ -82,7 +82,7 @@ fn all(n: usize) -> Vec<String> {
 
 #[test]
 fn a_page_is_fetched_once_and_landed_in_parts() {
-    let client = Client::new(Month600 { rows: 600, requests: Cell::new(0) });
+    let client = Client::new(OdcMonth { rows: 600, requests: Cell::new(0) });
     let (sizes, ids, _) = read(&client, 5000, &[]);
     assert_eq!(sizes, [250, 250, 100]);
     assert_eq!(ids, all(600));
@@ -91,7 +91,7 @@ fn a_page_is_fetched_once_and_landed_in_parts() {
 
 #[test]
 fn page_boundaries_keep_the_apis_own_token() {
-    let client = Client::new(Month600 { rows: 600, requests: Cell::new(0) });
+    let client = Client::new(OdcMonth { rows: 600, requests: Cell::new(0) });
     let (sizes, ids, cursors) = read(&client, 400, &[]);
     assert_eq!(sizes, [250, 150, 200]);
     assert_eq!(ids, all(600));
@@ -105,7 +105,7 @@ fn page_boundaries_keep_the_apis_own_token() {
 
 #[test]
 fn a_resumed_run_asks_for_the_page_again_and_skips_what_it_had() {
-    let client = Client::new(Month600 { rows: 600, requests: Cell::new(0) });
+    let client = Client::new(OdcMonth { rows: 600, requests: Cell::new(0) });
     // New processes after the first and the second part.
     let (sizes, ids, _) = read(&client, 5000, &[1, 2]);
     assert_eq!(sizes, [250, 250, 100]);
